@@ -1,0 +1,76 @@
+//! leads-local: the whole pipeline in one process. Serves import-fn's and status-fn's
+//! routers on 127.0.0.1:$PORT and calls drain-fn's handler on a schedule, as EventBridge would.
+//! Without REDIS_URL / DATABASE_URL it starts private servers and stops them on exit.
+
+use anyhow::Context as _;
+use shared::app::App;
+use shared::config::Config;
+use shared::lambda::DrainFunction;
+use shared::local_servers::{PostgresServer, RedisServer, create_database};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Each local drain invocation may run this long, like drain-fn's Lambda timeout.
+const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shared::telemetry::init();
+    let mut config = Config::from_env()?;
+    // Kept alive until the end of main; dropping them stops the servers.
+    let mut _redis = None;
+    let mut _postgres = None;
+    if std::env::var_os("REDIS_URL").is_none() {
+        let server = RedisServer::start().context("starting a private redis-server")?;
+        config.redis_url = server.url();
+        _redis = Some(server);
+    }
+    if std::env::var_os("DATABASE_URL").is_none() {
+        let server = PostgresServer::start().context("starting a private PostgreSQL")?;
+        create_database(&server.url("postgres"), "leads").await.context("creating database leads")?;
+        config.database_url = server.url("leads");
+        _postgres = Some(server);
+    }
+    let port = config.port;
+    let interval = config.drain_interval;
+    let app = App::new(config)?;
+    app.store.migrate().await.context("applying migrations")?;
+
+    let drain = DrainFunction::new(app.clone()).await;
+    let drain_loop = tokio::spawn(async move {
+        loop {
+            if let Err(e) = drain.handle(scheduled_event()).await {
+                tracing::error!(error = %e, "local drain invocation failed; retrying on the next tick");
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    println!("leads-local listening on {url}  (Ctrl-C stops it and its private servers)");
+    println!(
+        "try:\n  curl -i -X POST {url}/leads/import -H 'Content-Type: application/json' \\\n    -d '{{\"importId\":\"unique-import-id\",\"leads\":[{{\"fullName\":\"John Doe\",\"email\":\"john@example.com\",\"phone\":\"+1234567890\",\"status\":\"NEW\",\"source\":\"WEBSITE\"}}],\"createdBy\":\"507f1f77bcf86cd799439011\"}}'\n  curl -s {url}/leads/import/unique-import-id/status"
+    );
+    axum::serve(listener, shared::http::router(app)).with_graceful_shutdown(shutdown_signal()).await?;
+    drain_loop.abort();
+    Ok(())
+}
+
+/// The EventBridge scheduled event drain-fn receives, with a deadline like Lambda's.
+fn scheduled_event() -> lambda_runtime::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>> {
+    let event = serde_json::from_str(include_str!("../../events/drain-scheduled.json")).expect("the sample event parses");
+    let mut context = lambda_runtime::Context::default();
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    context.deadline = now_ms + INVOCATION_TIMEOUT.as_millis() as u64;
+    context.request_id = format!("local-{now_ms}");
+    lambda_runtime::LambdaEvent::new(event, context)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    println!("stopping");
+}

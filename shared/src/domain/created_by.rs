@@ -1,0 +1,52 @@
+use super::{FieldError, is_control};
+
+/// Who asked for the import (a user id of the calling CRM), stored with every lead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedBy(String);
+
+const MAX_LEN: usize = 128;
+
+impl CreatedBy {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(FieldError::new("createdBy", "required", "createdBy is required"));
+        }
+        if trimmed.chars().count() > MAX_LEN {
+            return Err(FieldError::new(
+                "createdBy",
+                "too_long",
+                format!("createdBy must be at most {MAX_LEN} characters"),
+            ));
+        }
+        if trimmed.chars().any(is_control) {
+            return Err(FieldError::new(
+                "createdBy",
+                "control_character",
+                "createdBy must not contain control characters",
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_an_object_id_and_trims() {
+        assert_eq!(CreatedBy::parse(" 507f1f77bcf86cd799439011 ").unwrap().as_str(), "507f1f77bcf86cd799439011");
+    }
+
+    #[test]
+    fn refuses_blank_long_and_control() {
+        assert_eq!(CreatedBy::parse("").unwrap_err().code, "required");
+        assert_eq!(CreatedBy::parse(&"u".repeat(129)).unwrap_err().code, "too_long");
+        assert_eq!(CreatedBy::parse("a\u{7}").unwrap_err().code, "control_character");
+    }
+}

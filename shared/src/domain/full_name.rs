@@ -1,0 +1,58 @@
+use super::{FieldError, is_control};
+
+/// A lead's name: trimmed, 1 to 200 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullName(String);
+
+const MAX_CHARS: usize = 200;
+
+impl FullName {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(FieldError::new("fullName", "required", "fullName is required"));
+        }
+        if trimmed.chars().count() > MAX_CHARS {
+            return Err(FieldError::new(
+                "fullName",
+                "too_long",
+                format!("fullName must be at most {MAX_CHARS} characters"),
+            ));
+        }
+        if trimmed.chars().any(is_control) {
+            return Err(FieldError::new(
+                "fullName",
+                "control_character",
+                "fullName must not contain control characters",
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims() {
+        assert_eq!(FullName::parse("  Ada Lovelace ").unwrap().as_str(), "Ada Lovelace");
+    }
+
+    #[test]
+    fn counts_characters_not_bytes() {
+        assert!(FullName::parse(&"é".repeat(200)).is_ok());
+        assert_eq!(FullName::parse(&"é".repeat(201)).unwrap_err().code, "too_long");
+    }
+
+    #[test]
+    fn rejects_blank_and_control_characters() {
+        assert_eq!(FullName::parse(" \t ").unwrap_err().code, "required");
+        assert_eq!(FullName::parse("Ada\u{0}Lovelace").unwrap_err().code, "control_character");
+        assert_eq!(FullName::parse("Ada\nLovelace").unwrap_err().code, "control_character");
+    }
+}

@@ -1,0 +1,189 @@
+use super::json_text::JsonText;
+use super::{Email, FieldError, FullName, LeadSource, LeadStatus, Phone};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One lead exactly as the request carried it, before any rule is applied.
+///
+/// Deserializing never fails on the *content* of a lead: a number where a string belongs, a
+/// repeated key or a lead that is not an object are kept as facts here and become that lead's
+/// failure reason in [`Lead::parse`], so one bad row never rejects the whole import.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct LeadInput {
+    full_name: JsonText,
+    email: JsonText,
+    phone: JsonText,
+    status: JsonText,
+    source: JsonText,
+    shape_error: Option<FieldError>,
+}
+
+/// A lead that passed every rule of SPEC §4, normalized for storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lead {
+    pub full_name: String,
+    pub email: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub phone: Option<String>,
+    pub status: String,
+    pub source: String,
+}
+
+impl Lead {
+    /// Applies the rules field by field and reports the first field that fails.
+    pub fn parse(input: &LeadInput) -> Result<Lead, FieldError> {
+        if let Some(err) = &input.shape_error {
+            return Err(err.clone());
+        }
+        let full_name = FullName::parse(input.full_name.required("fullName")?)?;
+        let email = Email::parse(input.email.required("email")?)?;
+        let phone = match input.phone.optional("phone")? {
+            Some(raw) if !raw.trim().is_empty() => Some(Phone::parse(raw)?),
+            _ => None,
+        };
+        let status = LeadStatus::parse(input.status.optional("status")?)?;
+        let source = LeadSource::parse(input.source.optional("source")?)?;
+        Ok(Lead {
+            full_name: full_name.as_str().to_owned(),
+            email: email.as_str().to_owned(),
+            phone: phone.map(|p| p.as_str().to_owned()),
+            status: status.as_str().to_owned(),
+            source: source.as_str().to_owned(),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for LeadInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LeadVisitor;
+        impl<'de> Visitor<'de> for LeadVisitor {
+            type Value = LeadInput;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a lead object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LeadInput, A::Error> {
+                let mut lead = LeadInput::default();
+                let mut seen = [false; 5];
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let (slot, name) = match key.as_ref() {
+                        "fullName" => (0, "fullName"),
+                        "email" => (1, "email"),
+                        "phone" => (2, "phone"),
+                        "status" => (3, "status"),
+                        "source" => (4, "source"),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    let value = map.next_value::<JsonText>()?;
+                    if std::mem::replace(&mut seen[slot], true) && lead.shape_error.is_none() {
+                        lead.shape_error = Some(FieldError::new(
+                            name,
+                            "duplicate_key",
+                            format!("{name} appears more than once in this lead"),
+                        ));
+                    }
+                    *[&mut lead.full_name, &mut lead.email, &mut lead.phone, &mut lead.status, &mut lead.source]
+                        [slot] = value;
+                }
+                Ok(lead)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<LeadInput, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(LeadInput::not_an_object("an array"))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<LeadInput, E> {
+                Ok(LeadInput::not_an_object("a string"))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<LeadInput, E> {
+                Ok(LeadInput::not_an_object("a boolean"))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<LeadInput, E> {
+                Ok(LeadInput::not_an_object("a number"))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<LeadInput, E> {
+                Ok(LeadInput::not_an_object("a number"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<LeadInput, E> {
+                Ok(LeadInput::not_an_object("a number"))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<LeadInput, E> {
+                Ok(LeadInput::not_an_object("null"))
+            }
+        }
+        deserializer.deserialize_any(LeadVisitor)
+    }
+}
+
+impl LeadInput {
+    fn not_an_object(kind: &'static str) -> Self {
+        LeadInput {
+            shape_error: Some(FieldError::new("", "not_an_object", format!("a lead must be an object, not {kind}"))),
+            ..LeadInput::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Lead, FieldError> {
+        Lead::parse(&serde_json::from_str::<LeadInput>(json).expect("any JSON value deserializes"))
+    }
+
+    #[test]
+    fn the_seed_example_is_valid() {
+        let lead = parse(
+            r#"{"fullName":"John Doe","email":"john@example.com","phone":"+1234567890","status":"NEW","source":"WEBSITE"}"#,
+        )
+        .unwrap();
+        assert_eq!(lead.email, "john@example.com");
+        assert_eq!(lead.phone.as_deref(), Some("+1234567890"));
+    }
+
+    #[test]
+    fn optional_fields_take_their_defaults() {
+        let lead = parse(r#"{"fullName":"Ada","email":"ADA@x.io","phone":null}"#).unwrap();
+        assert_eq!((lead.status.as_str(), lead.source.as_str(), lead.phone), ("NEW", "OTHER", None));
+        assert_eq!(lead.email, "ada@x.io");
+    }
+
+    #[test]
+    fn reports_the_first_failing_field() {
+        let err = parse(r#"{"fullName":"","email":"nope"}"#).unwrap_err();
+        assert_eq!(err.field, "fullName");
+        let err = parse(r#"{"fullName":"Ada","email":"nope"}"#).unwrap_err();
+        assert_eq!((err.field, err.code), ("email", "invalid_email"));
+    }
+
+    #[test]
+    fn wrong_types_are_a_reason_not_a_crash() {
+        let err = parse(r#"{"fullName":42,"email":"a@b.co"}"#).unwrap_err();
+        assert_eq!((err.field, err.code), ("fullName", "wrong_type"));
+        assert_eq!(err.message, "fullName must be a string, not a number");
+        let err = parse(r#"{"fullName":"Ada","email":{"x":1}}"#).unwrap_err();
+        assert_eq!(err.message, "email must be a string, not an object");
+    }
+
+    #[test]
+    fn a_lead_that_is_not_an_object_fails_alone() {
+        assert_eq!(parse("[1,2]").unwrap_err().code, "not_an_object");
+        assert_eq!(parse("null").unwrap_err().code, "not_an_object");
+        assert_eq!(parse("\"x\"").unwrap_err().code, "not_an_object");
+    }
+
+    #[test]
+    fn repeated_keys_are_refused() {
+        let err = parse(r#"{"fullName":"Ada","email":"a@b.co","email":"c@d.co"}"#).unwrap_err();
+        assert_eq!((err.field, err.code), ("email", "duplicate_key"));
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored() {
+        assert!(parse(r#"{"fullName":"Ada","email":"a@b.co","company":{"name":"X"}}"#).is_ok());
+    }
+}

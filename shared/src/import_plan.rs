@@ -1,0 +1,170 @@
+//! From an accepted request to what gets queued: every lead judged, duplicates inside the
+//! import found, the valid leads cut into stream entries of at most `BATCH_SIZE`.
+//!
+//! All of this is decided before anything is written, so a request either queues its whole
+//! plan or nothing.
+
+use crate::domain::{CreatedBy, ImportId, Lead};
+use crate::import_request::ImportRequest;
+use crate::job_status::LeadError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// A valid lead with its position in the request, as it travels through the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexedLead {
+    pub index: u32,
+    #[serde(flatten)]
+    pub lead: Lead,
+}
+
+/// One stream entry's worth of leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub seq: u32,
+    pub leads: Vec<IndexedLead>,
+}
+
+/// What one stream entry carries: a chunk of one job, with what the drain needs to store it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedChunk {
+    pub import_id: String,
+    pub seq: u32,
+    pub created_by: String,
+    pub leads: Vec<IndexedLead>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportPlan {
+    pub import_id: ImportId,
+    pub created_by: CreatedBy,
+    pub total: u64,
+    /// Identifies the request's content, so a retry can be told from a different import that
+    /// reuses the id. It covers the judged leads, not the bytes: key order and spacing do not
+    /// make two requests different.
+    pub payload_hash: String,
+    /// Leads refused before queueing, already final.
+    pub rejected: Vec<LeadError>,
+    pub chunks: Vec<Chunk>,
+    /// `BATCH_SIZE` when planned: with `rejected`, it tells which leads each chunk holds.
+    pub batch_size: usize,
+}
+
+impl ImportPlan {
+    pub fn new(request: ImportRequest, batch_size: usize) -> Self {
+        let import_id = request.import_id.unwrap_or_else(ImportId::generate);
+        let mut hasher = Sha256::new();
+        hasher.update(request.created_by.as_str());
+        let mut first_index_of_email: HashMap<String, u32> = HashMap::with_capacity(request.leads.len());
+        let mut valid = Vec::with_capacity(request.leads.len());
+        let mut rejected = Vec::new();
+        for (index, input) in request.leads.iter().enumerate() {
+            let index = index as u32;
+            let outcome = Lead::parse(input).map_err(|e| LeadError {
+                index,
+                error: e.message,
+                field: Some(e.field.to_owned()).filter(|f| !f.is_empty()),
+                code: e.code.to_owned(),
+            });
+            let outcome = outcome.and_then(|lead| match first_index_of_email.get(&lead.email) {
+                Some(first) => Err(LeadError {
+                    index,
+                    error: format!("Duplicate email in this import: same as lead {first}"),
+                    field: Some("email".into()),
+                    code: "duplicate_in_import".into(),
+                }),
+                None => {
+                    first_index_of_email.insert(lead.email.clone(), index);
+                    Ok(lead)
+                }
+            });
+            match outcome {
+                Ok(lead) => {
+                    for part in [&lead.full_name, &lead.email, lead.phone.as_deref().unwrap_or(""), &lead.status, &lead.source] {
+                        hasher.update([0x1f]);
+                        hasher.update(part);
+                    }
+                    valid.push(IndexedLead { index, lead });
+                }
+                Err(err) => {
+                    hasher.update([0x1e]);
+                    hasher.update(&err.code);
+                    rejected.push(err);
+                }
+            }
+            hasher.update([0x1d]);
+        }
+        let mut chunks = Vec::with_capacity(valid.len().div_ceil(batch_size));
+        let mut leads = valid.into_iter().peekable();
+        while leads.peek().is_some() {
+            chunks.push(Chunk { seq: chunks.len() as u32, leads: leads.by_ref().take(batch_size).collect() });
+        }
+        ImportPlan {
+            import_id,
+            created_by: request.created_by,
+            total: request.leads.len() as u64,
+            payload_hash: hex::encode(hasher.finalize()),
+            rejected,
+            chunks,
+            batch_size,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(body: &str, batch: usize) -> ImportPlan {
+        ImportPlan::new(ImportRequest::parse(body.as_bytes(), 100).unwrap(), batch)
+    }
+
+    fn leads(emails: &[&str]) -> String {
+        let leads: Vec<String> =
+            emails.iter().map(|e| format!(r#"{{"fullName":"N","email":"{e}"}}"#)).collect();
+        format!(r#"{{"importId":"i","createdBy":"u","leads":[{}]}}"#, leads.join(","))
+    }
+
+    #[test]
+    fn chunks_hold_at_most_batch_size_leads_in_order() {
+        let p = plan(&leads(&["a@x.io", "b@x.io", "c@x.io", "d@x.io", "e@x.io"]), 2);
+        let sizes: Vec<usize> = p.chunks.iter().map(|c| c.leads.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        assert_eq!(p.chunks[2].seq, 2);
+        assert_eq!(p.chunks[2].leads[0].index, 4);
+        assert_eq!(p.total, 5);
+    }
+
+    #[test]
+    fn invalid_leads_are_rejected_with_their_index_and_skipped() {
+        let p = plan(&leads(&["a@x.io", "bad", "c@x.io"]), 50);
+        assert_eq!(p.rejected.len(), 1);
+        assert_eq!((p.rejected[0].index, p.rejected[0].code.as_str()), (1, "invalid_email"));
+        let indexes: Vec<u32> = p.chunks[0].leads.iter().map(|l| l.index).collect();
+        assert_eq!(indexes, [0, 2]);
+    }
+
+    #[test]
+    fn a_later_duplicate_names_the_first_index() {
+        let p = plan(&leads(&["a@x.io", "b@x.io", "A@X.io "]), 50);
+        assert_eq!(p.rejected[0].index, 2);
+        assert_eq!(p.rejected[0].error, "Duplicate email in this import: same as lead 0");
+    }
+
+    #[test]
+    fn nothing_valid_means_no_chunks() {
+        assert!(plan(&leads(&["bad", "worse"]), 50).chunks.is_empty());
+    }
+
+    #[test]
+    fn the_hash_ignores_formatting_but_not_content() {
+        let a = plan(r#"{"importId":"i","createdBy":"u","leads":[{"fullName":"N","email":"a@x.io"}]}"#, 50);
+        let b = plan(r#"{ "leads" : [ { "email" : "A@x.io", "fullName" : " N " } ], "createdBy" : "u" , "importId":"i"}"#, 50);
+        let c = plan(r#"{"importId":"i","createdBy":"u","leads":[{"fullName":"M","email":"a@x.io"}]}"#, 50);
+        let d = plan(r#"{"importId":"i","createdBy":"v","leads":[{"fullName":"N","email":"a@x.io"}]}"#, 50);
+        assert_eq!(a.payload_hash, b.payload_hash);
+        assert_ne!(a.payload_hash, c.payload_hash);
+        assert_ne!(a.payload_hash, d.payload_hash);
+    }
+}

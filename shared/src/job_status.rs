@@ -1,0 +1,190 @@
+//! A job's progress and the status document clients read (the seed's shape, SPEC §3).
+//!
+//! Both the Redis cache and Postgres produce a [`JobSnapshot`]; the document, including the
+//! `pending → processing → completed | failed` state, is derived from it in one place.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Why one lead of an import was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadError {
+    /// Position of the lead in the request's `leads` array.
+    pub index: u32,
+    /// A sentence for people (the seed's field).
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub field: Option<String>,
+    /// A stable, machine-readable reason.
+    pub code: String,
+}
+
+/// What became of one stream entry (chunk) of a job; recorded once, in Postgres, in the same
+/// transaction as its leads, and copied into the status cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkOutcome {
+    pub seq: u32,
+    pub successful: u32,
+    pub failed: u32,
+    /// Given up on (dead-lettered); makes the finished job `failed`.
+    #[serde(default)]
+    pub dead: bool,
+    pub errors: Vec<LeadError>,
+}
+
+/// Everything known of one job: its plan and the outcome of each chunk recorded so far.
+/// Redis and Postgres both hold this; the status document is derived from it in one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSnapshot {
+    pub import_id: String,
+    pub created_by: String,
+    pub total: u64,
+    /// Stream entries the job was split into.
+    pub chunks: u32,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    /// Leads refused at import, before queueing.
+    pub rejected: Vec<LeadError>,
+    /// One per chunk with a recorded outcome, at most one per `seq`.
+    pub outcomes: Vec<ChunkOutcome>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Pending,
+    Processing,
+    Completed,
+    Failed,
+}
+
+/// The document of `GET /leads/import/{importId}/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStatus {
+    pub import_id: String,
+    pub status: JobState,
+    pub progress: Progress,
+    #[serde(with = "timestamp")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "timestamp")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub total: u64,
+    pub processed: u64,
+    pub successful: u64,
+    pub failed: u64,
+    pub errors: Vec<LeadError>,
+}
+
+impl JobSnapshot {
+    pub fn state(&self) -> JobState {
+        if self.outcomes.len() >= self.chunks as usize {
+            if self.outcomes.iter().any(|o| o.dead) { JobState::Failed } else { JobState::Completed }
+        } else if !self.outcomes.is_empty() {
+            JobState::Processing
+        } else {
+            JobState::Pending
+        }
+    }
+
+    pub fn into_status(self) -> JobStatus {
+        let status = self.state();
+        let successful: u64 = self.outcomes.iter().map(|o| u64::from(o.successful)).sum();
+        let failed = self.rejected.len() as u64 + self.outcomes.iter().map(|o| u64::from(o.failed)).sum::<u64>();
+        let mut errors = self.rejected;
+        errors.extend(self.outcomes.into_iter().flat_map(|o| o.errors));
+        errors.sort_by_key(|e| e.index);
+        JobStatus {
+            import_id: self.import_id,
+            status,
+            progress: Progress { total: self.total, processed: successful + failed, successful, failed, errors },
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// `2024-01-01T00:00:00.000Z`: UTC with milliseconds, as the seed's documents show.
+pub mod timestamp {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+    use time::macros::format_description;
+
+    pub fn format(t: OffsetDateTime) -> String {
+        let t = t.to_offset(time::UtcOffset::UTC);
+        t.format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"))
+            .expect("a UTC time always formats")
+    }
+
+    pub fn parse(text: &str) -> Option<OffsetDateTime> {
+        OffsetDateTime::parse(text, &Rfc3339).ok()
+    }
+
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).ok_or_else(|| serde::de::Error::custom("not an RFC 3339 timestamp"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn error(index: u32, text: &str) -> LeadError {
+        LeadError { index, error: text.into(), field: Some("email".into()), code: "c".into() }
+    }
+
+    fn outcome(seq: u32, successful: u32, errors: Vec<LeadError>, dead: bool) -> ChunkOutcome {
+        ChunkOutcome { seq, successful, failed: errors.len() as u32, dead, errors }
+    }
+
+    fn snapshot(chunks: u32, outcomes: Vec<ChunkOutcome>) -> JobSnapshot {
+        JobSnapshot {
+            import_id: "j".into(),
+            created_by: "u".into(),
+            total: 100,
+            chunks,
+            created_at: datetime!(2024-01-01 0:00 UTC),
+            updated_at: datetime!(2024-01-01 0:01 UTC),
+            rejected: vec![error(30, "email is not a valid address")],
+            outcomes,
+        }
+    }
+
+    #[test]
+    fn state_follows_the_chunks() {
+        let done = || outcome(0, 1, vec![], false);
+        assert_eq!(snapshot(2, vec![]).state(), JobState::Pending);
+        assert_eq!(snapshot(2, vec![done()]).state(), JobState::Processing);
+        assert_eq!(snapshot(2, vec![done(), outcome(1, 0, vec![], false)]).state(), JobState::Completed);
+        assert_eq!(snapshot(2, vec![done(), outcome(1, 0, vec![error(1, "x")], true)]).state(), JobState::Failed);
+        assert_eq!(snapshot(0, vec![]).state(), JobState::Completed, "every lead refused at import");
+    }
+
+    #[test]
+    fn document_has_the_seed_shape_and_sums() {
+        let s = snapshot(4, vec![outcome(0, 48, vec![error(25, "Email already exists")], false)]);
+        let doc = serde_json::to_value(s.into_status()).unwrap();
+        assert_eq!(doc["importId"], "j");
+        assert_eq!(doc["status"], "processing");
+        assert_eq!(doc["progress"]["total"], 100);
+        assert_eq!(doc["progress"]["processed"], 50);
+        assert_eq!(doc["progress"]["successful"], 48);
+        assert_eq!(doc["progress"]["failed"], 2);
+        assert_eq!(doc["progress"]["errors"][0]["index"], 25, "errors ordered by index");
+        assert_eq!(doc["progress"]["errors"][0]["error"], "Email already exists");
+        assert_eq!(doc["progress"]["errors"][1]["index"], 30);
+        assert_eq!(doc["createdAt"], "2024-01-01T00:00:00.000Z");
+        assert_eq!(doc["updatedAt"], "2024-01-01T00:01:00.000Z");
+    }
+}

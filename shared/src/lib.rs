@@ -1,0 +1,35 @@
+//! The lead importer's library: everything the three Lambdas and the local run share.
+//!
+//! A tour, in the order a lead travels:
+//!
+//! * [`import_request`] parses the body of `POST /leads/import`; [`domain`] holds one type per
+//!   lead field (`Email`, `Phone`, ...) whose `parse` is the only way to make one.
+//! * [`import_plan`] judges every lead, finds duplicates inside the import and cuts the valid
+//!   leads into stream entries.
+//! * [`store`] is Postgres: the job's durable record, the `leads` table, and each entry's
+//!   recorded outcome — the fact that makes replays harmless.
+//! * [`queue`] is the Redis stream `lead:imports` with its consumer group and dead letters;
+//!   [`status_cache`] is the `import:job:{id}` hash clients poll.
+//! * [`drain`] moves entries from the stream to Postgres, one time-bounded batch per call.
+//! * [`http`] is the API (axum routers served by `lambda_http` and by the local run);
+//!   [`problem`] is its only error shape; [`job_status`] its status document.
+//! * [`config`] reads every knob; [`telemetry`] sets up logs.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod drain;
+pub mod http;
+pub mod lambda;
+pub mod import_plan;
+pub mod import_request;
+pub mod job_status;
+#[cfg(feature = "local-servers")]
+pub mod local_servers;
+pub mod problem;
+pub mod keys;
+pub mod queue;
+mod redis_conn;
+pub mod status_cache;
+pub mod store;
+pub mod telemetry;

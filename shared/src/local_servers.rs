@@ -1,0 +1,283 @@
+//! Private, throwaway Redis and Postgres servers for the local run, the tests and the
+//! benchmark: each in its own temporary directory on a free loopback port, gone on drop.
+//!
+//! The servers get `PR_SET_PDEATHSIG`, so they die with the thread that started them even
+//! when that process is killed with SIGKILL: a crashed test run leaves no server behind.
+//! Postgres refuses to run as root, so as root it runs as the `postgres` user.
+
+use std::ffi::CString;
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `redis-server` with AOF persistence, so a restart keeps the stream (as ElastiCache does).
+pub struct RedisServer {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl RedisServer {
+    pub fn start() -> io::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("leads-redis-").tempdir()?;
+        let mut server = RedisServer { child: None, dir, port: free_port()? };
+        server.launch()?;
+        Ok(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL, as a crash would) and starts it again on the same data.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.kill();
+        self.launch()
+    }
+
+    /// Stops the server until [`RedisServer::start_again`].
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn start_again(&mut self) -> io::Result<()> {
+        self.launch()
+    }
+
+    fn launch(&mut self) -> io::Result<()> {
+        let mut command = Command::new(find_binary("redis-server", &[])?);
+        command
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--protected-mode", "no"])
+            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(["--logfile", "redis.log"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        die_with_parent(&mut command, libc::SIGTERM);
+        self.child = Some(command.spawn()?);
+        wait_for_port(self.port, "redis-server", &self.dir.path().join("redis.log"))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM: Redis flushes and exits cleanly.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A Postgres cluster (`initdb` + `postgres`) tuned for throwaway data.
+pub struct PostgresServer {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+    durable: bool,
+}
+
+impl PostgresServer {
+    /// Starts with `fsync` off: fine for tests and the local run (a killed *process* loses
+    /// nothing the kernel has; only an OS crash would).
+    pub fn start() -> io::Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// `durable`: keep Postgres's default fsync and commit settings (the benchmark uses it so
+    /// the figures mean what they would on a real server).
+    pub fn start_with(durable: bool) -> io::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("leads-postgres-").tempdir()?;
+        let owner = postgres_user();
+        if let Some((uid, gid)) = owner {
+            chown(dir.path(), uid, gid)?;
+        }
+        let data = dir.path().join("data");
+        let mut initdb = Command::new(find_binary("initdb", &pg_dirs())?);
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        as_owner(&mut initdb, owner);
+        let out = initdb.output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr))));
+        }
+        let mut server = PostgresServer { child: None, dir, port: free_port()?, durable };
+        server.launch()?;
+        Ok(server)
+    }
+
+    /// URL of database `name` (the `postgres` database always exists).
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Kills the postmaster (SIGKILL, as a crash would) and starts it again; Postgres recovers
+    /// from its WAL.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.kill();
+        self.launch()
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            // Backends notice the postmaster is gone and exit; wait until the port is free.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn start_again(&mut self) -> io::Result<()> {
+        self.launch()
+    }
+
+    fn launch(&mut self) -> io::Result<()> {
+        let log = self.dir.path().join("postgres.log");
+        let mut command = Command::new(find_binary("postgres", &pg_dirs())?);
+        command
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"])
+            .arg("-k")
+            .arg(self.dir.path());
+        if !self.durable {
+            command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+        }
+        let log_file = std::fs::File::create(&log)?;
+        command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+        as_owner(&mut command, postgres_user());
+        // SIGQUIT is Postgres's immediate shutdown: it also releases its shared memory.
+        die_with_parent(&mut command, libc::SIGQUIT);
+        self.child = Some(command.spawn()?);
+        wait_for_port(self.port, "postgres", &log)?;
+        // The port opens before recovery ends; give the startup a moment to accept queries.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let isready = find_binary("pg_isready", &pg_dirs()).ok();
+        while let Some(bin) = &isready {
+            let ok = Command::new(bin)
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-q"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGINT: fast shutdown, which waits for nothing and cleans up.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+fn wait_for_port(port: u16, what: &str, log: &Path) -> io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let tail = std::fs::read_to_string(log).unwrap_or_default();
+    Err(io::Error::other(format!("{what} did not start within 30 s; its log:\n{tail}")))
+}
+
+/// Looks on PATH, then in `extra` directories (Debian keeps Postgres in a versioned folder).
+fn find_binary(name: &str, extra: &[PathBuf]) -> io::Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(extra.iter().cloned())
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{name} not found; `make deps` installs redis-server and PostgreSQL"))
+        })
+}
+
+fn pg_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PG_BIN").map(PathBuf::from).into_iter().collect();
+    if let Ok(versions) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut found: Vec<PathBuf> = versions.filter_map(|v| v.ok()).map(|v| v.path().join("bin")).collect();
+        found.sort();
+        dirs.extend(found.into_iter().rev());
+    }
+    dirs
+}
+
+/// The `postgres` user's ids when running as root (Postgres will not run as root).
+fn postgres_user() -> Option<(u32, u32)> {
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let name = CString::new("postgres").ok()?;
+    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
+    if entry.is_null() {
+        return None;
+    }
+    Some(unsafe { ((*entry).pw_uid, (*entry).pw_gid) })
+}
+
+fn as_owner(command: &mut Command, owner: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = owner {
+        command.uid(uid).gid(gid);
+    }
+}
+
+fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+}
+
+fn die_with_parent(command: &mut Command, signal: i32) {
+    // Runs in the child after the uid switch (which would otherwise clear the setting).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Creates database `name` on the server at `admin_url` (a URL of its `postgres` database).
+pub async fn create_database(admin_url: &str, name: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await?;
+    if !exists {
+        // A name cannot be a bind parameter; keep it to characters that need no quoting.
+        let safe: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{safe}\""))).execute(&mut conn).await?;
+    }
+    Ok(())
+}
