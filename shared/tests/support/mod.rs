@@ -1,0 +1,241 @@
+//! Test harness: real Redis and Postgres servers, and a fresh app per test.
+//!
+//! One private `redis-server` and one Postgres cluster are started per test binary (or reused
+//! when `TEST_REDIS_URL` and `TEST_DATABASE_URL` name running ones). Each test gets its own
+//! database and its own Redis key prefix, so tests run in parallel without seeing each other.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use redis::AsyncCommands;
+use serde_json::Value;
+use shared::app::App;
+use shared::config::Config;
+use shared::drain::DrainReport;
+use shared::lambda::DrainFunction;
+use shared::local_servers::{PostgresServer, RedisServer, create_database};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use tower::ServiceExt;
+
+pub struct ServerUrls {
+    pub redis: String,
+    /// A URL of the cluster's `postgres` database, for creating per-test databases.
+    pub postgres_admin: String,
+}
+
+static URLS: OnceLock<ServerUrls> = OnceLock::new();
+static SERVERS: Mutex<Option<(RedisServer, PostgresServer)>> = Mutex::new(None);
+
+extern "C" fn stop_servers() {
+    if let Ok(mut servers) = SERVERS.lock() {
+        servers.take();
+    }
+}
+
+pub fn servers() -> &'static ServerUrls {
+    URLS.get_or_init(|| {
+        if let (Ok(redis), Ok(postgres_admin)) = (std::env::var("TEST_REDIS_URL"), std::env::var("TEST_DATABASE_URL")) {
+            return ServerUrls { redis, postgres_admin };
+        }
+        // Started from a thread that lives as long as the process: the servers are tied to it
+        // (PR_SET_PDEATHSIG), and a test's own thread ends with the test.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let redis = RedisServer::start().expect("start redis-server");
+            let postgres = PostgresServer::start().expect("start postgres");
+            let urls = ServerUrls { redis: redis.url(), postgres_admin: postgres.url("postgres") };
+            *SERVERS.lock().unwrap() = Some((redis, postgres));
+            unsafe { libc::atexit(stop_servers) };
+            tx.send(urls).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().expect("test servers started")
+    })
+}
+
+pub struct TestApp {
+    pub app: App,
+    pub db: PgPool,
+    pub redis: redis::aio::MultiplexedConnection,
+    pub database_url: String,
+    pub redis_url: String,
+    pub prefix: String,
+}
+
+/// A fresh database and key prefix, migrations applied, with the documented defaults unless
+/// `overrides` (environment-style pairs) says otherwise.
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    let urls = servers();
+    let name = format!("t{}", uuid::Uuid::new_v4().simple());
+    create_database(&urls.postgres_admin, &name).await.expect("create test database");
+    let database_url = urls.postgres_admin.rsplit_once('/').map(|(base, _)| format!("{base}/{name}")).unwrap();
+    let prefix = format!("{name}:");
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("REDIS_URL".into(), urls.redis.clone()),
+        ("DATABASE_URL".into(), database_url.clone()),
+        ("REDIS_KEY_PREFIX".into(), prefix.clone()),
+        // Tests never wait for a block: an idle drain returns at once.
+        ("BLOCK_TIMEOUT".into(), "0".into()),
+    ]);
+    for (k, v) in overrides {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
+    let app = App::new(config).expect("app");
+    app.store.migrate().await.expect("migrations");
+    let redis = redis::Client::open(urls.redis.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    TestApp { db: app.store.pool().clone(), app, redis, database_url, redis_url: urls.redis.clone(), prefix }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// A response as a test sees it.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub location: Option<String>,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn post_import(&self, body: &str) -> Answer {
+        self.post_import_as("application/json", body.as_bytes().to_vec()).await
+    }
+
+    pub async fn post_import_as(&self, content_type: &str, body: Vec<u8>) -> Answer {
+        let request = Request::post("/leads/import").header("content-type", content_type).body(Body::from(body)).unwrap();
+        self.call(request).await
+    }
+
+    pub async fn get_status(&self, import_id: &str) -> Answer {
+        self.call(Request::get(format!("/leads/import/{import_id}/status")).body(Body::empty()).unwrap()).await
+    }
+
+    pub async fn call(&self, request: Request<Body>) -> Answer {
+        let response = shared::http::router(self.app.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let header = |name| response.headers().get(name).and_then(|v: &http::HeaderValue| v.to_str().ok()).map(str::to_owned);
+        let content_type = header(http::header::CONTENT_TYPE).unwrap_or_default();
+        let location = header(http::header::LOCATION);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
+        Answer { status, content_type, location, body }
+    }
+
+    /// Runs drain-fn's handler once with the sample scheduled event, as Lambda would.
+    pub async fn drain_once(&self) -> DrainReport {
+        self.drain_function().await.handle(scheduled_event(30_000)).await.expect("drain invocation")
+    }
+
+    pub async fn drain_function(&self) -> DrainFunction {
+        DrainFunction::new(self.app.clone()).await
+    }
+
+    /// Drains until the stream has nothing new or pending left.
+    pub async fn drain_all(&self) -> DrainReport {
+        let mut total = DrainReport::default();
+        for _ in 0..100 {
+            let r = self.drain_once().await;
+            total.entries += r.entries;
+            total.leads_stored += r.leads_stored;
+            total.leads_failed += r.leads_failed;
+            total.dead_lettered += r.dead_lettered;
+            if r.entries == 0 {
+                return total;
+            }
+        }
+        panic!("the drain did not finish in 100 invocations");
+    }
+
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    pub async fn xlen(&self) -> u64 {
+        self.redis.clone().xlen(self.key("lead:imports")).await.unwrap()
+    }
+
+    pub async fn pending_count(&self) -> u64 {
+        let reply: Value = redis_value_json(
+            redis::cmd("XPENDING")
+                .arg(self.key("lead:imports"))
+                .arg("lead-import-processors")
+                .query_async::<redis::Value>(&mut self.redis.clone())
+                .await
+                .unwrap(),
+        );
+        reply[0].as_u64().unwrap_or(0)
+    }
+
+    pub async fn lead_count(&self, import_id: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM leads WHERE import_id = $1").bind(import_id).fetch_one(&self.db).await.unwrap()
+    }
+
+    /// SPEC §6's invariant for one finished job: rows = successful, processed = total,
+    /// every lead either stored or listed once with a reason, nothing pending.
+    pub async fn assert_job_accounted(&self, import_id: &str, total: u64) -> Value {
+        let doc = self.get_status(import_id).await.body;
+        let progress = &doc["progress"];
+        assert_eq!(progress["total"], total, "{doc}");
+        assert_eq!(progress["processed"], total, "every lead counted: {doc}");
+        assert_eq!(progress["successful"].as_i64().unwrap(), self.lead_count(import_id).await, "rows = successful");
+        let errors = progress["errors"].as_array().unwrap();
+        assert_eq!(errors.len() as u64, progress["failed"].as_u64().unwrap(), "one reason per failed lead");
+        let mut indexes: Vec<u64> = errors.iter().map(|e| e["index"].as_u64().unwrap()).collect();
+        let sorted = indexes.clone();
+        indexes.dedup();
+        assert_eq!(indexes, sorted, "errors sorted by index, none twice");
+        let duplicates: i64 = sqlx::query_scalar("SELECT count(*) - count(DISTINCT email) FROM leads").fetch_one(&self.db).await.unwrap();
+        assert_eq!(duplicates, 0, "no email stored twice");
+        assert_eq!(self.pending_count().await, 0, "nothing left pending");
+        doc
+    }
+}
+
+fn redis_value_json(v: redis::Value) -> Value {
+    match v {
+        redis::Value::Int(i) => Value::from(i),
+        redis::Value::Array(items) => Value::Array(items.into_iter().map(redis_value_json).collect()),
+        redis::Value::BulkString(b) => Value::from(String::from_utf8_lossy(&b).into_owned()),
+        redis::Value::SimpleString(s) => Value::from(s),
+        _ => Value::Null,
+    }
+}
+
+/// The sample EventBridge event from `events/`, with an invocation deadline `ms` from now.
+pub fn scheduled_event(ms: u64) -> lambda_runtime::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<Value>> {
+    let event = serde_json::from_str(&read_event("drain-scheduled.json")).unwrap();
+    let mut context = lambda_runtime::Context::default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    context.deadline = now + ms;
+    lambda_runtime::LambdaEvent::new(event, context)
+}
+
+pub fn read_event(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"))).expect("event file")
+}
+
+/// `n` leads as JSON objects; every `bad_every`-th has an invalid email, every
+/// `dup_every`-th repeats the email of the lead before it.
+pub fn synthetic_leads(n: usize, tag: &str, bad_every: usize, dup_every: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let email = if bad_every > 0 && i % bad_every == bad_every - 1 {
+                format!("not-an-email-{i}")
+            } else if dup_every > 0 && i % dup_every == dup_every - 1 && i > 0 {
+                format!("lead{}@{tag}.example.com", i - 1)
+            } else {
+                format!("lead{i}@{tag}.example.com")
+            };
+            serde_json::json!({"fullName": format!("Lead {i}"), "email": email, "phone": "+1 (555) 010-0000", "source": "website"})
+        })
+        .collect()
+}
