@@ -1,6 +1,8 @@
 //! leads-local: the whole pipeline in one process. Serves import-fn's and status-fn's
 //! routers on 127.0.0.1:$PORT and calls drain-fn's handler on a schedule, as EventBridge would.
 //! Without REDIS_URL / DATABASE_URL it starts private servers and stops them on exit.
+//!
+//! `leads-local migrate` only applies the migrations to $DATABASE_URL and exits (`make migrate`).
 
 use anyhow::Context as _;
 use shared::app::App;
@@ -16,6 +18,19 @@ const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init();
     let mut config = Config::from_env()?;
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        anyhow::ensure!(
+            std::env::var_os("DATABASE_URL").is_some(),
+            "set DATABASE_URL to the database to migrate"
+        );
+        App::new(config)?
+            .store
+            .migrate()
+            .await
+            .context("applying migrations")?;
+        println!("migrations applied");
+        return Ok(());
+    }
     // Kept alive until the end of main; dropping them stops the servers.
     let mut _redis = None;
     let mut _postgres = None;
@@ -26,7 +41,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if std::env::var_os("DATABASE_URL").is_none() {
         let server = PostgresServer::start().context("starting a private PostgreSQL")?;
-        create_database(&server.url("postgres"), "leads").await.context("creating database leads")?;
+        create_database(&server.url("postgres"), "leads")
+            .await
+            .context("creating database leads")?;
         config.database_url = server.url("leads");
         _postgres = Some(server);
     }
@@ -45,29 +62,39 @@ async fn main() -> anyhow::Result<()> {
         }
     });
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
     let url = format!("http://{}", listener.local_addr()?);
     println!("leads-local listening on {url}  (Ctrl-C stops it and its private servers)");
     println!(
         "try:\n  curl -i -X POST {url}/leads/import -H 'Content-Type: application/json' \\\n    -d '{{\"importId\":\"unique-import-id\",\"leads\":[{{\"fullName\":\"John Doe\",\"email\":\"john@example.com\",\"phone\":\"+1234567890\",\"status\":\"NEW\",\"source\":\"WEBSITE\"}}],\"createdBy\":\"507f1f77bcf86cd799439011\"}}'\n  curl -s {url}/leads/import/unique-import-id/status"
     );
-    axum::serve(listener, shared::http::router(app)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, shared::http::router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     drain_loop.abort();
     Ok(())
 }
 
 /// The EventBridge scheduled event drain-fn receives, with a deadline like Lambda's.
-fn scheduled_event() -> lambda_runtime::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>> {
-    let event = serde_json::from_str(include_str!("../../events/drain-scheduled.json")).expect("the sample event parses");
+fn scheduled_event()
+-> lambda_runtime::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>>
+{
+    let event = serde_json::from_str(include_str!("../../events/drain-scheduled.json"))
+        .expect("the sample event parses");
     let mut context = lambda_runtime::Context::default();
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     context.deadline = now_ms + INVOCATION_TIMEOUT.as_millis() as u64;
     context.request_id = format!("local-{now_ms}");
     lambda_runtime::LambdaEvent::new(event, context)
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

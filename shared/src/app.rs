@@ -43,7 +43,12 @@ impl App {
             longest_block,
         )
         .map_err(|_| StartupError::RedisUrl)?;
-        Ok(App { config: Arc::new(config), store, queue, cache })
+        Ok(App {
+            config: Arc::new(config),
+            store,
+            queue,
+            cache,
+        })
     }
 
     pub fn from_env() -> Result<Self, StartupError> {
@@ -51,6 +56,11 @@ impl App {
     }
 
     pub fn drain(&self) -> Drain {
-        Drain::new(self.queue.clone(), self.cache.clone(), self.store.clone(), &self.config)
+        Drain::new(
+            self.queue.clone(),
+            self.cache.clone(),
+            self.store.clone(),
+            &self.config,
+        )
     }
 }

@@ -57,11 +57,21 @@ impl Config {
         let number = |name: &'static str, default: u64, min: u64| -> Result<u64, ConfigError> {
             match var(name) {
                 None => Ok(default),
-                Some(raw) => raw.trim().parse::<u64>().ok().filter(|n| *n >= min).ok_or(ConfigError {
-                    name,
-                    expected: if min == 0 { "a whole number" } else { "a positive whole number" },
-                    value: raw,
-                }),
+                Some(raw) => {
+                    raw.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| *n >= min)
+                        .ok_or(ConfigError {
+                            name,
+                            expected: if min == 0 {
+                                "a whole number"
+                            } else {
+                                "a positive whole number"
+                            },
+                            value: raw,
+                        })
+                }
             }
         };
         let millis = |name, default, min| number(name, default, min).map(Duration::from_millis);
@@ -78,7 +88,8 @@ impl Config {
             block_timeout: millis("BLOCK_TIMEOUT", 5000, 0)?,
             batch_delay: millis("BATCH_DELAY", 0, 0)?,
             redis_url: var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
-            database_url: var("DATABASE_URL").unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/leads".into()),
+            database_url: var("DATABASE_URL")
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/leads".into()),
             max_leads_per_import: number("MAX_LEADS_PER_IMPORT", 10_000, 1)? as usize,
             max_deliveries: number("MAX_DELIVERIES", 5, 1)?,
             claim_idle: millis("CLAIM_IDLE_MS", 180_000, 1)?,
@@ -102,7 +113,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| vars.get(k).cloned())
     }
 
@@ -123,8 +137,16 @@ mod tests {
 
     #[test]
     fn reads_overrides() {
-        let c = config(&[("BATCH_SIZE", "500"), ("BATCH_DELAY", "100"), ("CONSUMER_NAME", "c7")]).unwrap();
-        assert_eq!((c.batch_size, c.batch_delay, c.consumer_name.as_str()), (500, Duration::from_millis(100), "c7"));
+        let c = config(&[
+            ("BATCH_SIZE", "500"),
+            ("BATCH_DELAY", "100"),
+            ("CONSUMER_NAME", "c7"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.batch_size, c.batch_delay, c.consumer_name.as_str()),
+            (500, Duration::from_millis(100), "c7")
+        );
     }
 
     #[test]

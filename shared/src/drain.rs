@@ -94,7 +94,9 @@ impl Drain {
                 "Redis maxmemory-policy is not noeviction: under memory pressure Redis may delete queued imports"
             ),
             // ElastiCache disables CONFIG; its parameter group is then the place to check.
-            Err(e) => tracing::info!(error = %e, "could not read Redis maxmemory-policy; make sure it is noeviction"),
+            Err(e) => {
+                tracing::info!(error = %e, "could not read Redis maxmemory-policy; make sure it is noeviction")
+            }
         }
     }
 
@@ -110,7 +112,10 @@ impl Drain {
             }
             let (deliveries, deleted, claimed) = match &cursor {
                 Some(from) => {
-                    let c = self.queue.claim_stale(from, self.claim_idle, self.read_count).await?;
+                    let c = self
+                        .queue
+                        .claim_stale(from, self.claim_idle, self.read_count)
+                        .await?;
                     cursor = Some(c.next_cursor).filter(|next| next != "0-0");
                     (c.deliveries, c.deleted_ids, true)
                 }
@@ -120,7 +125,10 @@ impl Drain {
                 if cursor.is_some() {
                     continue; // the XAUTOCLAIM scan has more of the pending list to look at
                 }
-                let new = self.queue.read_new(self.read_count, self.block_timeout.min(left)).await?;
+                let new = self
+                    .queue
+                    .read_new(self.read_count, self.block_timeout.min(left))
+                    .await?;
                 if new.is_empty() {
                     break;
                 }
@@ -132,21 +140,36 @@ impl Drain {
             self.process(deliveries, claimed, &mut report).await?;
             self.account_deleted(&deleted, &mut report).await?;
             if !self.batch_delay.is_zero() {
-                tokio::time::sleep(self.batch_delay.min(deadline.saturating_duration_since(Instant::now()))).await;
+                tokio::time::sleep(
+                    self.batch_delay
+                        .min(deadline.saturating_duration_since(Instant::now())),
+                )
+                .await;
             }
         }
         match self.queue.trim_acknowledged().await {
             Ok(n) => report.trimmed = n,
             Err(e) => tracing::warn!(error = %e, "could not trim acknowledged entries"),
         }
-        report.oldest_pending_age_ms = self.queue.oldest_pending_age().await?.map_or(0, |age| age.as_millis() as u64);
+        report.oldest_pending_age_ms = self
+            .queue
+            .oldest_pending_age()
+            .await?
+            .map_or(0, |age| age.as_millis() as u64);
         Ok(report)
     }
 
-    async fn process(&self, deliveries: Vec<Delivery>, claimed: bool, report: &mut DrainReport) -> Result<(), DrainError> {
+    async fn process(
+        &self,
+        deliveries: Vec<Delivery>,
+        claimed: bool,
+        report: &mut DrainReport,
+    ) -> Result<(), DrainError> {
         let counts = match (claimed, deliveries.first(), deliveries.last()) {
             (true, Some(first), Some(last)) => {
-                self.queue.delivery_counts(&first.id, &last.id, deliveries.len() * 4 + 100).await?
+                self.queue
+                    .delivery_counts(&first.id, &last.id, deliveries.len() * 4 + 100)
+                    .await?
             }
             _ => HashMap::new(),
         };
@@ -155,7 +178,11 @@ impl Drain {
         for delivery in deliveries {
             let deliveries_so_far = counts.get(&delivery.id).copied().unwrap_or(1);
             match delivery.decode() {
-                Err(reason) => doomed.push(Doomed { delivery, reason: format!("undecodable entry: {reason}"), chunk: None }),
+                Err(reason) => doomed.push(Doomed {
+                    delivery,
+                    reason: format!("undecodable entry: {reason}"),
+                    chunk: None,
+                }),
                 Ok(chunk) if deliveries_so_far > self.max_deliveries => doomed.push(Doomed {
                     delivery,
                     reason: format!("Gave up after {deliveries_so_far} deliveries without success"),
@@ -179,7 +206,10 @@ impl Drain {
         for d in &doomed {
             if let Some(chunk) = &d.chunk {
                 let indexes: Vec<u32> = chunk.leads.iter().map(|l| l.index).collect();
-                let outcome = self.store.record_dead(&chunk.import_id, chunk.seq, &indexes, &d.reason).await?;
+                let outcome = self
+                    .store
+                    .record_dead(&chunk.import_id, chunk.seq, &indexes, &d.reason)
+                    .await?;
                 outcomes.insert((chunk.import_id.clone(), chunk.seq), outcome);
             }
         }
@@ -188,7 +218,9 @@ impl Drain {
 
         for d in &doomed {
             tracing::error!(entry = %d.delivery.id, reason = %d.reason, "dead-lettering a stream entry");
-            self.queue.dead_letter(&d.delivery.id, &d.delivery.fields, &d.reason).await?;
+            self.queue
+                .dead_letter(&d.delivery.id, &d.delivery.fields, &d.reason)
+                .await?;
         }
         let ids: Vec<String> = work.iter().map(|(d, _)| d.id.clone()).collect();
         self.queue.ack(&ids).await?;
@@ -218,7 +250,11 @@ impl Drain {
                     kept.push((delivery, chunk));
                 }
                 Err(StoreError::Refused(e)) => {
-                    let code = e.as_database_error().and_then(|d| d.code()).unwrap_or_default().into_owned();
+                    let code = e
+                        .as_database_error()
+                        .and_then(|d| d.code())
+                        .unwrap_or_default()
+                        .into_owned();
                     doomed.push(Doomed {
                         delivery,
                         reason: format!("The database refused these leads (SQLSTATE {code})"),
@@ -233,16 +269,21 @@ impl Drain {
     }
 
     /// Copies outcomes into each job's status cache, rebuilding an expired key from Postgres.
-    async fn update_cache(&self, outcomes: &HashMap<(String, u32), ChunkOutcome>) -> Result<(), DrainError> {
+    async fn update_cache(
+        &self,
+        outcomes: &HashMap<(String, u32), ChunkOutcome>,
+    ) -> Result<(), DrainError> {
         let mut by_job: BTreeMap<&str, Vec<ChunkOutcome>> = BTreeMap::new();
         for ((import_id, _), outcome) in outcomes {
             by_job.entry(import_id).or_default().push(outcome.clone());
         }
         for (import_id, outcomes) in by_job {
-            if !self.cache.apply(import_id, &outcomes, None).await? {
-                if let Some(snapshot) = self.store.load_job(import_id).await? {
-                    self.cache.apply(import_id, &outcomes, Some(&snapshot)).await?;
-                }
+            if !self.cache.apply(import_id, &outcomes, None).await?
+                && let Some(snapshot) = self.store.load_job(import_id).await?
+            {
+                self.cache
+                    .apply(import_id, &outcomes, Some(&snapshot))
+                    .await?;
             }
         }
         Ok(())
@@ -251,18 +292,27 @@ impl Drain {
     /// Entries that were pending but are gone from the stream (trimmed or deleted by hand):
     /// Redis has already dropped them from the pending list, so this is the only chance to
     /// account for their leads. Each fails with a reason; the job ends `failed`.
-    async fn account_deleted(&self, ids: &[String], report: &mut DrainReport) -> Result<(), DrainError> {
+    async fn account_deleted(
+        &self,
+        ids: &[String],
+        report: &mut DrainReport,
+    ) -> Result<(), DrainError> {
         let mut outcomes = HashMap::new();
         for id in ids {
             match self.store.chunk_of_entry(id).await? {
                 Some((import_id, seq, indexes)) => {
                     let reason = "The stream entry was deleted from Redis before it was processed";
-                    let outcome = self.store.record_dead(&import_id, seq, &indexes, reason).await?;
+                    let outcome = self
+                        .store
+                        .record_dead(&import_id, seq, &indexes, reason)
+                        .await?;
                     tracing::error!(entry = %id, import_id = %import_id, seq, "pending entry was deleted from the stream");
                     report.leads_failed += u64::from(outcome.failed);
                     outcomes.insert((import_id, seq), outcome);
                 }
-                None => tracing::error!(entry = %id, "pending entry was deleted from the stream; no job knows it"),
+                None => {
+                    tracing::error!(entry = %id, "pending entry was deleted from the stream; no job knows it")
+                }
             }
             report.deleted_while_pending += 1;
         }
@@ -272,5 +322,7 @@ impl Drain {
 
 #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 fn injected() -> DrainError {
-    DrainError::Store(StoreError::Unavailable(sqlx::Error::Protocol("failpoint".into())))
+    DrainError::Store(StoreError::Unavailable(sqlx::Error::Protocol(
+        "failpoint".into(),
+    )))
 }

@@ -10,13 +10,13 @@ use crate::problem::Problem;
 use crate::queue::Enqueued;
 use crate::store::JobInsert;
 use axum::Json;
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -42,7 +42,9 @@ pub fn router(app: App) -> Router {
 }
 
 fn import_routes() -> Router<App> {
-    Router::new().route(IMPORT_PATH, post(import_leads)).layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    Router::new()
+        .route(IMPORT_PATH, post(import_leads))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 fn status_routes() -> Router<App> {
@@ -53,7 +55,12 @@ fn with_fallbacks(router: Router<App>) -> Router<App> {
     router
         .fallback(|| async { Problem::not_found("no such resource") })
         .method_not_allowed_fallback(|| async {
-            Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", "this resource does not support that method")
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "this resource does not support that method",
+            )
         })
 }
 
@@ -67,14 +74,22 @@ struct Accepted<'a> {
     status_url: &'a str,
 }
 
-async fn import_leads(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn import_leads(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     match accept_import(&app, &headers, body).await {
         Ok(response) => response,
         Err(problem) => problem.into_response(),
     }
 }
 
-async fn accept_import(app: &App, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, Problem> {
+async fn accept_import(
+    app: &App,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
     require_json(headers)?;
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
@@ -89,24 +104,35 @@ async fn accept_import(app: &App, headers: &HeaderMap, body: Result<Bytes, Bytes
     let plan = ImportPlan::new(request, app.config.batch_size);
     let import_id = plan.import_id.clone();
     let now = OffsetDateTime::now_utc();
-    let inserted = app.store.insert_job(&plan, now).await.map_err(unavailable("record the job"))?;
+    let inserted = app
+        .store
+        .insert_job(&plan, now)
+        .await
+        .map_err(unavailable("record the job"))?;
     let snapshot = match inserted {
         JobInsert::Existing { payload_hash, .. } if payload_hash != plan.payload_hash => {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
                 "import-id-conflict",
                 "Import id already used",
-                format!("import {import_id} exists with different content; choose another importId"),
+                format!(
+                    "import {import_id} exists with different content; choose another importId"
+                ),
             ));
         }
         JobInsert::Existing { queued: true, .. } => {
-            let status = current_status(app, &import_id).await?.ok_or_else(Problem::unavailable)?;
+            let status = current_status(app, &import_id)
+                .await?
+                .ok_or_else(Problem::unavailable)?;
             return Ok((StatusCode::OK, Json(status)).into_response());
         }
         // A retry of a request that was recorded but may not have reached the stream.
-        JobInsert::Existing { queued: false, .. } => {
-            app.store.load_job(import_id.as_str()).await.map_err(unavailable("load the job"))?.ok_or_else(Problem::unavailable)?
-        }
+        JobInsert::Existing { queued: false, .. } => app
+            .store
+            .load_job(import_id.as_str())
+            .await
+            .map_err(unavailable("load the job"))?
+            .ok_or_else(Problem::unavailable)?,
         JobInsert::Created => JobSnapshot {
             import_id: import_id.to_string(),
             created_by: plan.created_by.as_str().to_owned(),
@@ -119,19 +145,33 @@ async fn accept_import(app: &App, headers: &HeaderMap, body: Result<Bytes, Bytes
         },
     };
     let retry = !matches!(inserted, JobInsert::Created);
-    match app.queue.enqueue(&plan, &snapshot).await.map_err(unavailable("queue the job"))? {
-        Enqueued::Queued(entry_ids) => {
-            app.store.mark_queued(import_id.as_str(), &entry_ids).await.map_err(unavailable("mark the job queued"))?
-        }
+    match app
+        .queue
+        .enqueue(&plan, &snapshot)
+        .await
+        .map_err(unavailable("queue the job"))?
+    {
+        Enqueued::Queued(entry_ids) => app
+            .store
+            .mark_queued(import_id.as_str(), &entry_ids)
+            .await
+            .map_err(unavailable("mark the job queued"))?,
         Enqueued::AlreadyQueued(_) => {}
     }
     tracing::info!(import_id = %import_id, total = plan.total, rejected = plan.rejected.len(), chunks = plan.chunks.len(), retry, "import accepted");
     if retry {
-        let status = current_status(app, &import_id).await?.ok_or_else(Problem::unavailable)?;
+        let status = current_status(app, &import_id)
+            .await?
+            .ok_or_else(Problem::unavailable)?;
         return Ok((StatusCode::OK, Json(status)).into_response());
     }
     let status_url = format!("/leads/import/{import_id}/status");
-    let body = Accepted { import_id: import_id.as_str(), status: snapshot.state(), total: plan.total, status_url: &status_url };
+    let body = Accepted {
+        import_id: import_id.as_str(),
+        status: snapshot.state(),
+        total: plan.total,
+        status_url: &status_url,
+    };
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Ok(location) = HeaderValue::from_str(&status_url) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -141,9 +181,19 @@ async fn accept_import(app: &App, headers: &HeaderMap, body: Result<Bytes, Bytes
 
 /// Only JSON is accepted (`application/json`, any parameters, or a `+json` type).
 fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
         return Ok(());
     }
     Err(Problem::new(
@@ -157,9 +207,17 @@ fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
 async fn job_status(State(app): State<App>, Path(raw_id): Path<String>) -> Response {
     let result = async {
         let import_id = ImportId::parse(&raw_id).map_err(|m| {
-            Problem::invalid_request(m, vec![crate::problem::InvalidParam { pointer: "/importId".into(), message: "not a valid import id".into() }])
+            Problem::invalid_request(
+                m,
+                vec![crate::problem::InvalidParam {
+                    pointer: "/importId".into(),
+                    message: "not a valid import id".into(),
+                }],
+            )
         })?;
-        current_status(&app, &import_id).await?.ok_or_else(|| Problem::not_found(format!("no import with id {import_id}")))
+        current_status(&app, &import_id)
+            .await?
+            .ok_or_else(|| Problem::not_found(format!("no import with id {import_id}")))
     }
     .await;
     match result {
@@ -174,9 +232,15 @@ async fn current_status(app: &App, import_id: &ImportId) -> Result<Option<JobSta
     match app.cache.get(import_id.as_str()).await {
         Ok(Some(snapshot)) => return Ok(Some(snapshot.into_status())),
         Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, import_id = %import_id, "status cache unreachable; reading Postgres"),
+        Err(e) => {
+            tracing::warn!(error = %e, import_id = %import_id, "status cache unreachable; reading Postgres")
+        }
     }
-    let snapshot = app.store.load_job(import_id.as_str()).await.map_err(unavailable("load the job"))?;
+    let snapshot = app
+        .store
+        .load_job(import_id.as_str())
+        .await
+        .map_err(unavailable("load the job"))?;
     Ok(snapshot.map(JobSnapshot::into_status))
 }
 

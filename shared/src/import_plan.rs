@@ -56,7 +56,8 @@ impl ImportPlan {
         let import_id = request.import_id.unwrap_or_else(ImportId::generate);
         let mut hasher = Sha256::new();
         hasher.update(request.created_by.as_str());
-        let mut first_index_of_email: HashMap<String, u32> = HashMap::with_capacity(request.leads.len());
+        let mut first_index_of_email: HashMap<String, u32> =
+            HashMap::with_capacity(request.leads.len());
         let mut valid = Vec::with_capacity(request.leads.len());
         let mut rejected = Vec::new();
         for (index, input) in request.leads.iter().enumerate() {
@@ -81,7 +82,13 @@ impl ImportPlan {
             });
             match outcome {
                 Ok(lead) => {
-                    for part in [&lead.full_name, &lead.email, lead.phone.as_deref().unwrap_or(""), &lead.status, &lead.source] {
+                    for part in [
+                        &lead.full_name,
+                        &lead.email,
+                        lead.phone.as_deref().unwrap_or(""),
+                        &lead.status,
+                        &lead.source,
+                    ] {
                         hasher.update([0x1f]);
                         hasher.update(part);
                     }
@@ -98,7 +105,10 @@ impl ImportPlan {
         let mut chunks = Vec::with_capacity(valid.len().div_ceil(batch_size));
         let mut leads = valid.into_iter().peekable();
         while leads.peek().is_some() {
-            chunks.push(Chunk { seq: chunks.len() as u32, leads: leads.by_ref().take(batch_size).collect() });
+            chunks.push(Chunk {
+                seq: chunks.len() as u32,
+                leads: leads.by_ref().take(batch_size).collect(),
+            });
         }
         ImportPlan {
             import_id,
@@ -121,14 +131,22 @@ mod tests {
     }
 
     fn leads(emails: &[&str]) -> String {
-        let leads: Vec<String> =
-            emails.iter().map(|e| format!(r#"{{"fullName":"N","email":"{e}"}}"#)).collect();
-        format!(r#"{{"importId":"i","createdBy":"u","leads":[{}]}}"#, leads.join(","))
+        let leads: Vec<String> = emails
+            .iter()
+            .map(|e| format!(r#"{{"fullName":"N","email":"{e}"}}"#))
+            .collect();
+        format!(
+            r#"{{"importId":"i","createdBy":"u","leads":[{}]}}"#,
+            leads.join(",")
+        )
     }
 
     #[test]
     fn chunks_hold_at_most_batch_size_leads_in_order() {
-        let p = plan(&leads(&["a@x.io", "b@x.io", "c@x.io", "d@x.io", "e@x.io"]), 2);
+        let p = plan(
+            &leads(&["a@x.io", "b@x.io", "c@x.io", "d@x.io", "e@x.io"]),
+            2,
+        );
         let sizes: Vec<usize> = p.chunks.iter().map(|c| c.leads.len()).collect();
         assert_eq!(sizes, [2, 2, 1]);
         assert_eq!(p.chunks[2].seq, 2);
@@ -140,7 +158,10 @@ mod tests {
     fn invalid_leads_are_rejected_with_their_index_and_skipped() {
         let p = plan(&leads(&["a@x.io", "bad", "c@x.io"]), 50);
         assert_eq!(p.rejected.len(), 1);
-        assert_eq!((p.rejected[0].index, p.rejected[0].code.as_str()), (1, "invalid_email"));
+        assert_eq!(
+            (p.rejected[0].index, p.rejected[0].code.as_str()),
+            (1, "invalid_email")
+        );
         let indexes: Vec<u32> = p.chunks[0].leads.iter().map(|l| l.index).collect();
         assert_eq!(indexes, [0, 2]);
     }
@@ -149,7 +170,10 @@ mod tests {
     fn a_later_duplicate_names_the_first_index() {
         let p = plan(&leads(&["a@x.io", "b@x.io", "A@X.io "]), 50);
         assert_eq!(p.rejected[0].index, 2);
-        assert_eq!(p.rejected[0].error, "Duplicate email in this import: same as lead 0");
+        assert_eq!(
+            p.rejected[0].error,
+            "Duplicate email in this import: same as lead 0"
+        );
     }
 
     #[test]
@@ -159,10 +183,22 @@ mod tests {
 
     #[test]
     fn the_hash_ignores_formatting_but_not_content() {
-        let a = plan(r#"{"importId":"i","createdBy":"u","leads":[{"fullName":"N","email":"a@x.io"}]}"#, 50);
-        let b = plan(r#"{ "leads" : [ { "email" : "A@x.io", "fullName" : " N " } ], "createdBy" : "u" , "importId":"i"}"#, 50);
-        let c = plan(r#"{"importId":"i","createdBy":"u","leads":[{"fullName":"M","email":"a@x.io"}]}"#, 50);
-        let d = plan(r#"{"importId":"i","createdBy":"v","leads":[{"fullName":"N","email":"a@x.io"}]}"#, 50);
+        let a = plan(
+            r#"{"importId":"i","createdBy":"u","leads":[{"fullName":"N","email":"a@x.io"}]}"#,
+            50,
+        );
+        let b = plan(
+            r#"{ "leads" : [ { "email" : "A@x.io", "fullName" : " N " } ], "createdBy" : "u" , "importId":"i"}"#,
+            50,
+        );
+        let c = plan(
+            r#"{"importId":"i","createdBy":"u","leads":[{"fullName":"M","email":"a@x.io"}]}"#,
+            50,
+        );
+        let d = plan(
+            r#"{"importId":"i","createdBy":"v","leads":[{"fullName":"N","email":"a@x.io"}]}"#,
+            50,
+        );
         assert_eq!(a.payload_hash, b.payload_hash);
         assert_ne!(a.payload_hash, c.payload_hash);
         assert_ne!(a.payload_hash, d.payload_hash);

@@ -24,7 +24,10 @@ impl ImportRequest {
     /// Parses a request body; `max_leads` is `MAX_LEADS_PER_IMPORT`.
     pub fn parse(body: &[u8], max_leads: usize) -> Result<Self, Problem> {
         let raw: RawRequest = serde_json::from_slice(body).map_err(|e| {
-            Problem::invalid_request(format!("the body is not valid JSON for an import: {e}"), vec![])
+            Problem::invalid_request(
+                format!("the body is not valid JSON for an import: {e}"),
+                vec![],
+            )
         })?;
         if let Some(key) = raw.duplicate_key {
             return Err(Problem::invalid_request(
@@ -35,7 +38,9 @@ impl ImportRequest {
         let mut errors = Vec::new();
         let import_id = match raw.import_id.optional("importId") {
             Ok(None) => None,
-            Ok(Some(text)) => ImportId::parse(text).map_err(|m| errors.push(param("/importId", &m))).ok(),
+            Ok(Some(text)) => ImportId::parse(text)
+                .map_err(|m| errors.push(param("/importId", &m)))
+                .ok(),
             Err(e) => {
                 errors.push(param("/importId", &e.message));
                 None
@@ -53,7 +58,10 @@ impl ImportRequest {
                 None
             }
             LeadsField::Wrong(kind) => {
-                errors.push(param("/leads", &format!("leads must be an array, not {kind}")));
+                errors.push(param(
+                    "/leads",
+                    &format!("leads must be an array, not {kind}"),
+                ));
                 None
             }
             LeadsField::Array(leads) if leads.is_empty() => {
@@ -69,18 +77,31 @@ impl ImportRequest {
                         StatusCode::PAYLOAD_TOO_LARGE,
                         "too-many-leads",
                         "Too many leads",
-                        format!("an import may hold at most {max_leads} leads; this one has {}", leads.len()),
+                        format!(
+                            "an import may hold at most {max_leads} leads; this one has {}",
+                            leads.len()
+                        ),
                     ));
                 }
-                Ok(ImportRequest { import_id, created_by, leads })
+                Ok(ImportRequest {
+                    import_id,
+                    created_by,
+                    leads,
+                })
             }
-            _ => Err(Problem::invalid_request("the import request is invalid", errors)),
+            _ => Err(Problem::invalid_request(
+                "the import request is invalid",
+                errors,
+            )),
         }
     }
 }
 
 fn param(pointer: &str, message: &str) -> InvalidParam {
-    InvalidParam { pointer: pointer.to_owned(), message: message.to_owned() }
+    InvalidParam {
+        pointer: pointer.to_owned(),
+        message: message.to_owned(),
+    }
 }
 
 /// The top-level object as found, before its fields are judged.
@@ -203,7 +224,12 @@ mod tests {
 
     #[test]
     fn import_id_is_optional() {
-        assert!(parse(r#"{"leads":[{}],"createdBy":"u1"}"#).unwrap().import_id.is_none());
+        assert!(
+            parse(r#"{"leads":[{}],"createdBy":"u1"}"#)
+                .unwrap()
+                .import_id
+                .is_none()
+        );
     }
 
     #[test]
@@ -220,7 +246,10 @@ mod tests {
         assert_eq!(pointers(&p), ["/importId", "/createdBy", "/leads"]);
         let p = parse(r#"{"leads":[],"createdBy":7}"#).unwrap_err();
         assert_eq!(pointers(&p), ["/createdBy", "/leads"]);
-        assert_eq!(p.errors[0].message, "createdBy must be a string, not a number");
+        assert_eq!(
+            p.errors[0].message,
+            "createdBy must be a string, not a number"
+        );
     }
 
     #[test]

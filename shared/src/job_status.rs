@@ -84,7 +84,11 @@ pub struct Progress {
 impl JobSnapshot {
     pub fn state(&self) -> JobState {
         if self.outcomes.len() >= self.chunks as usize {
-            if self.outcomes.iter().any(|o| o.dead) { JobState::Failed } else { JobState::Completed }
+            if self.outcomes.iter().any(|o| o.dead) {
+                JobState::Failed
+            } else {
+                JobState::Completed
+            }
         } else if !self.outcomes.is_empty() {
             JobState::Processing
         } else {
@@ -95,14 +99,25 @@ impl JobSnapshot {
     pub fn into_status(self) -> JobStatus {
         let status = self.state();
         let successful: u64 = self.outcomes.iter().map(|o| u64::from(o.successful)).sum();
-        let failed = self.rejected.len() as u64 + self.outcomes.iter().map(|o| u64::from(o.failed)).sum::<u64>();
+        let failed = self.rejected.len() as u64
+            + self
+                .outcomes
+                .iter()
+                .map(|o| u64::from(o.failed))
+                .sum::<u64>();
         let mut errors = self.rejected;
         errors.extend(self.outcomes.into_iter().flat_map(|o| o.errors));
         errors.sort_by_key(|e| e.index);
         JobStatus {
             import_id: self.import_id,
             status,
-            progress: Progress { total: self.total, processed: successful + failed, successful, failed, errors },
+            progress: Progress {
+                total: self.total,
+                processed: successful + failed,
+                successful,
+                failed,
+                errors,
+            },
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -117,8 +132,10 @@ pub mod timestamp {
 
     pub fn format(t: OffsetDateTime) -> String {
         let t = t.to_offset(time::UtcOffset::UTC);
-        t.format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"))
-            .expect("a UTC time always formats")
+        t.format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        ))
+        .expect("a UTC time always formats")
     }
 
     pub fn parse(text: &str) -> Option<OffsetDateTime> {
@@ -141,11 +158,22 @@ mod tests {
     use time::macros::datetime;
 
     fn error(index: u32, text: &str) -> LeadError {
-        LeadError { index, error: text.into(), field: Some("email".into()), code: "c".into() }
+        LeadError {
+            index,
+            error: text.into(),
+            field: Some("email".into()),
+            code: "c".into(),
+        }
     }
 
     fn outcome(seq: u32, successful: u32, errors: Vec<LeadError>, dead: bool) -> ChunkOutcome {
-        ChunkOutcome { seq, successful, failed: errors.len() as u32, dead, errors }
+        ChunkOutcome {
+            seq,
+            successful,
+            failed: errors.len() as u32,
+            dead,
+            errors,
+        }
     }
 
     fn snapshot(chunks: u32, outcomes: Vec<ChunkOutcome>) -> JobSnapshot {
@@ -166,14 +194,32 @@ mod tests {
         let done = || outcome(0, 1, vec![], false);
         assert_eq!(snapshot(2, vec![]).state(), JobState::Pending);
         assert_eq!(snapshot(2, vec![done()]).state(), JobState::Processing);
-        assert_eq!(snapshot(2, vec![done(), outcome(1, 0, vec![], false)]).state(), JobState::Completed);
-        assert_eq!(snapshot(2, vec![done(), outcome(1, 0, vec![error(1, "x")], true)]).state(), JobState::Failed);
-        assert_eq!(snapshot(0, vec![]).state(), JobState::Completed, "every lead refused at import");
+        assert_eq!(
+            snapshot(2, vec![done(), outcome(1, 0, vec![], false)]).state(),
+            JobState::Completed
+        );
+        assert_eq!(
+            snapshot(2, vec![done(), outcome(1, 0, vec![error(1, "x")], true)]).state(),
+            JobState::Failed
+        );
+        assert_eq!(
+            snapshot(0, vec![]).state(),
+            JobState::Completed,
+            "every lead refused at import"
+        );
     }
 
     #[test]
     fn document_has_the_seed_shape_and_sums() {
-        let s = snapshot(4, vec![outcome(0, 48, vec![error(25, "Email already exists")], false)]);
+        let s = snapshot(
+            4,
+            vec![outcome(
+                0,
+                48,
+                vec![error(25, "Email already exists")],
+                false,
+            )],
+        );
         let doc = serde_json::to_value(s.into_status()).unwrap();
         assert_eq!(doc["importId"], "j");
         assert_eq!(doc["status"], "processing");
@@ -181,8 +227,14 @@ mod tests {
         assert_eq!(doc["progress"]["processed"], 50);
         assert_eq!(doc["progress"]["successful"], 48);
         assert_eq!(doc["progress"]["failed"], 2);
-        assert_eq!(doc["progress"]["errors"][0]["index"], 25, "errors ordered by index");
-        assert_eq!(doc["progress"]["errors"][0]["error"], "Email already exists");
+        assert_eq!(
+            doc["progress"]["errors"][0]["index"], 25,
+            "errors ordered by index"
+        );
+        assert_eq!(
+            doc["progress"]["errors"][0]["error"],
+            "Email already exists"
+        );
         assert_eq!(doc["progress"]["errors"][1]["index"], 30);
         assert_eq!(doc["createdAt"], "2024-01-01T00:00:00.000Z");
         assert_eq!(doc["updatedAt"], "2024-01-01T00:01:00.000Z");

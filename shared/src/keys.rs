@@ -34,7 +34,10 @@ mod tests {
     #[test]
     fn no_prefix_gives_the_seed_names() {
         let k = Keys::new("");
-        assert_eq!((k.stream.as_str(), k.group.as_str()), ("lead:imports", "lead-import-processors"));
+        assert_eq!(
+            (k.stream.as_str(), k.group.as_str()),
+            ("lead:imports", "lead-import-processors")
+        );
         assert_eq!(k.dead_letters, "lead:imports:dead");
         assert_eq!(k.job("abc"), "import:job:abc");
     }
@@ -42,6 +45,9 @@ mod tests {
     #[test]
     fn a_prefix_applies_to_every_key() {
         let k = Keys::new("t1:");
-        assert_eq!((k.stream.as_str(), k.job("a").as_str()), ("t1:lead:imports", "t1:import:job:a"));
+        assert_eq!(
+            (k.stream.as_str(), k.job("a").as_str()),
+            ("t1:lead:imports", "t1:import:job:a")
+        );
     }
 }

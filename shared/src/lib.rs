@@ -20,14 +20,14 @@ pub mod config;
 pub mod domain;
 pub mod drain;
 pub mod http;
-pub mod lambda;
 pub mod import_plan;
 pub mod import_request;
 pub mod job_status;
+pub mod keys;
+pub mod lambda;
 #[cfg(feature = "local-servers")]
 pub mod local_servers;
 pub mod problem;
-pub mod keys;
 pub mod queue;
 mod redis_conn;
 pub mod status_cache;

@@ -23,7 +23,11 @@ pub struct RedisServer {
 impl RedisServer {
     pub fn start() -> io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("leads-redis-").tempdir()?;
-        let mut server = RedisServer { child: None, dir, port: free_port()? };
+        let mut server = RedisServer {
+            child: None,
+            dir,
+            port: free_port()?,
+        };
         server.launch()?;
         Ok(server)
     }
@@ -53,8 +57,24 @@ impl RedisServer {
     fn launch(&mut self) -> io::Result<()> {
         let mut command = Command::new(find_binary("redis-server", &[])?);
         command
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--protected-mode", "no"])
-            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--protected-mode",
+                "no",
+            ])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--maxmemory-policy",
+                "noeviction",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .args(["--logfile", "redis.log"])
@@ -63,7 +83,11 @@ impl RedisServer {
             .stderr(Stdio::null());
         die_with_parent(&mut command, libc::SIGTERM);
         self.child = Some(command.spawn()?);
-        wait_for_port(self.port, "redis-server", &self.dir.path().join("redis.log"))
+        wait_for_port(
+            self.port,
+            "redis-server",
+            &self.dir.path().join("redis.log"),
+        )
     }
 }
 
@@ -95,7 +119,9 @@ impl PostgresServer {
     /// `durable`: keep Postgres's default fsync and commit settings (the benchmark uses it so
     /// the figures mean what they would on a real server).
     pub fn start_with(durable: bool) -> io::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("leads-postgres-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("leads-postgres-")
+            .tempdir()?;
         let owner = postgres_user();
         if let Some((uid, gid)) = owner {
             chown(dir.path(), uid, gid)?;
@@ -105,15 +131,32 @@ impl PostgresServer {
         initdb
             .arg("-D")
             .arg(&data)
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C"])
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         as_owner(&mut initdb, owner);
         let out = initdb.output()?;
         if !out.status.success() {
-            return Err(io::Error::other(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr))));
+            return Err(io::Error::other(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
         }
-        let mut server = PostgresServer { child: None, dir, port: free_port()?, durable };
+        let mut server = PostgresServer {
+            child: None,
+            dir,
+            port: free_port()?,
+            durable,
+        };
         server.launch()?;
         Ok(server)
     }
@@ -136,7 +179,8 @@ impl PostgresServer {
             let _ = child.wait();
             // Backends notice the postmaster is gone and exit; wait until the port is free.
             let deadline = Instant::now() + Duration::from_secs(10);
-            while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline
+            {
                 std::thread::sleep(Duration::from_millis(50));
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -153,14 +197,31 @@ impl PostgresServer {
         command
             .arg("-D")
             .arg(self.dir.path().join("data"))
-            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=200",
+            ])
             .arg("-k")
             .arg(self.dir.path());
         if !self.durable {
-            command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+            command.args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]);
         }
         let log_file = std::fs::File::create(&log)?;
-        command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+        command
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file);
         as_owner(&mut command, postgres_user());
         // SIGQUIT is Postgres's immediate shutdown: it also releases its shared memory.
         die_with_parent(&mut command, libc::SIGQUIT);
@@ -171,7 +232,15 @@ impl PostgresServer {
         let isready = find_binary("pg_isready", &pg_dirs()).ok();
         while let Some(bin) = &isready {
             let ok = Command::new(bin)
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-q"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-q",
+                ])
                 .status()
                 .is_ok_and(|s| s.success());
             if ok || Instant::now() > deadline {
@@ -206,7 +275,9 @@ fn wait_for_port(port: u16, what: &str, log: &Path) -> io::Result<()> {
         std::thread::sleep(Duration::from_millis(25));
     }
     let tail = std::fs::read_to_string(log).unwrap_or_default();
-    Err(io::Error::other(format!("{what} did not start within 30 s; its log:\n{tail}")))
+    Err(io::Error::other(format!(
+        "{what} did not start within 30 s; its log:\n{tail}"
+    )))
 }
 
 /// Looks on PATH, then in `extra` directories (Debian keeps Postgres in a versioned folder).
@@ -217,14 +288,23 @@ fn find_binary(name: &str, extra: &[PathBuf]) -> io::Result<PathBuf> {
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
         .ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("{name} not found; `make deps` installs redis-server and PostgreSQL"))
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{name} not found; `make deps` installs redis-server and PostgreSQL"),
+            )
         })
 }
 
 fn pg_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PG_BIN").map(PathBuf::from).into_iter().collect();
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PG_BIN")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
     if let Ok(versions) = std::fs::read_dir("/usr/lib/postgresql") {
-        let mut found: Vec<PathBuf> = versions.filter_map(|v| v.ok()).map(|v| v.path().join("bin")).collect();
+        let mut found: Vec<PathBuf> = versions
+            .filter_map(|v| v.ok())
+            .map(|v| v.path().join("bin"))
+            .collect();
         found.sort();
         dirs.extend(found.into_iter().rev());
     }
@@ -270,14 +350,20 @@ fn die_with_parent(command: &mut Command, signal: i32) {
 pub async fn create_database(admin_url: &str, name: &str) -> Result<(), sqlx::Error> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(name)
-        .fetch_one(&mut conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
         // A name cannot be a bind parameter; keep it to characters that need no quoting.
-        let safe: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{safe}\""))).execute(&mut conn).await?;
+        let safe: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{safe}\"")))
+            .execute(&mut conn)
+            .await?;
     }
     Ok(())
 }

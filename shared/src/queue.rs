@@ -51,16 +51,27 @@ impl Delivery {
     /// Reads the chunk the entry carries; `Err` names what is wrong with a poison entry.
     pub fn decode(&self) -> Result<QueuedChunk, String> {
         let text = |name: &str| -> Result<String, String> {
-            let value = self.fields.get(name).ok_or_else(|| format!("field {name} is missing"))?;
-            redis::from_redis_value_ref::<String>(value).map_err(|_| format!("field {name} is not text"))
+            let value = self
+                .fields
+                .get(name)
+                .ok_or_else(|| format!("field {name} is missing"))?;
+            redis::from_redis_value_ref::<String>(value)
+                .map_err(|_| format!("field {name} is not text"))
         };
         let import_id = text("importId")?;
         crate::domain::ImportId::parse(&import_id).map_err(|e| format!("field importId: {e}"))?;
-        let seq = text("seq")?.parse::<u32>().map_err(|_| "field seq is not a number".to_owned())?;
+        let seq = text("seq")?
+            .parse::<u32>()
+            .map_err(|_| "field seq is not a number".to_owned())?;
         let created_by = text("createdBy")?;
-        let leads: Vec<IndexedLead> =
-            serde_json::from_str(&text("leads")?).map_err(|e| format!("field leads is not a list of leads: {e}"))?;
-        Ok(QueuedChunk { import_id, seq, created_by, leads })
+        let leads: Vec<IndexedLead> = serde_json::from_str(&text("leads")?)
+            .map_err(|e| format!("field leads is not a list of leads: {e}"))?;
+        Ok(QueuedChunk {
+            import_id,
+            seq,
+            created_by,
+            leads,
+        })
     }
 }
 
@@ -92,10 +103,24 @@ pub enum Enqueued {
 
 impl Queue {
     /// Connects lazily; see `Redis::connect_lazy` for the timeouts.
-    pub fn connect(url: &str, keys: Keys, consumer: &str, cache_ttl: Duration, longest_block: Duration) -> RedisResult<(Queue, StatusCache)> {
+    pub fn connect(
+        url: &str,
+        keys: Keys,
+        consumer: &str,
+        cache_ttl: Duration,
+        longest_block: Duration,
+    ) -> RedisResult<(Queue, StatusCache)> {
         let redis = Redis::connect_lazy(url, longest_block)?;
         let cache = StatusCache::new(redis.clone(), keys.clone(), cache_ttl);
-        Ok((Queue { redis, keys, consumer: consumer.to_owned(), cache_ttl }, cache))
+        Ok((
+            Queue {
+                redis,
+                keys,
+                consumer: consumer.to_owned(),
+                cache_ttl,
+            },
+            cache,
+        ))
     }
 
     pub fn keys(&self) -> &Keys {
@@ -103,12 +128,23 @@ impl Queue {
     }
 
     /// Writes the job's status document and all its entries in one atomic script.
-    pub async fn enqueue(&self, plan: &ImportPlan, snapshot: &JobSnapshot) -> RedisResult<Enqueued> {
+    pub async fn enqueue(
+        &self,
+        plan: &ImportPlan,
+        snapshot: &JobSnapshot,
+    ) -> RedisResult<Enqueued> {
         let fields = snapshot_fields(snapshot);
         let mut args: Vec<String> = Vec::with_capacity(5 + fields.len() * 2 + plan.chunks.len());
-        args.extend([self.cache_ttl.as_secs().to_string(), plan.payload_hash.clone(), (fields.len() * 2).to_string()]);
+        args.extend([
+            self.cache_ttl.as_secs().to_string(),
+            plan.payload_hash.clone(),
+            (fields.len() * 2).to_string(),
+        ]);
         args.extend(fields.into_iter().flat_map(|(k, v)| [k, v]));
-        args.extend([plan.import_id.to_string(), plan.created_by.as_str().to_owned()]);
+        args.extend([
+            plan.import_id.to_string(),
+            plan.created_by.as_str().to_owned(),
+        ]);
         for chunk in &plan.chunks {
             args.push(serde_json::to_string(&chunk.leads).expect("leads serialize"));
         }
@@ -150,7 +186,12 @@ impl Queue {
     }
 
     /// XAUTOCLAIM: takes over entries left unacked longer than `min_idle` by any consumer.
-    pub async fn claim_stale(&self, cursor: &str, min_idle: Duration, count: usize) -> RedisResult<Claimed> {
+    pub async fn claim_stale(
+        &self,
+        cursor: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> RedisResult<Claimed> {
         let reply: StreamAutoClaimReply = self
             .redis
             .run(|mut c| async move {
@@ -167,7 +208,14 @@ impl Queue {
             })
             .await?;
         Ok(Claimed {
-            deliveries: reply.claimed.into_iter().map(|s| Delivery { id: s.id, fields: s.map }).collect(),
+            deliveries: reply
+                .claimed
+                .into_iter()
+                .map(|s| Delivery {
+                    id: s.id,
+                    fields: s.map,
+                })
+                .collect(),
             deleted_ids: reply.deleted_ids,
             next_cursor: reply.next_stream_id,
         })
@@ -179,23 +227,39 @@ impl Queue {
             .redis
             .run(|mut c| async move {
                 let mut cmd = redis::cmd("XREADGROUP");
-                cmd.arg("GROUP").arg(&self.keys.group).arg(&self.consumer).arg("COUNT").arg(count);
+                cmd.arg("GROUP")
+                    .arg(&self.keys.group)
+                    .arg(&self.consumer)
+                    .arg("COUNT")
+                    .arg(count);
                 if !block.is_zero() {
                     cmd.arg("BLOCK").arg(block.as_millis() as u64);
                 }
-                cmd.arg("STREAMS").arg(&self.keys.stream).arg(">").query_async(&mut c).await
+                cmd.arg("STREAMS")
+                    .arg(&self.keys.stream)
+                    .arg(">")
+                    .query_async(&mut c)
+                    .await
             })
             .await?;
         Ok(reply
             .into_iter()
             .flat_map(|r| r.keys)
             .flat_map(|k| k.ids)
-            .map(|s| Delivery { id: s.id, fields: s.map })
+            .map(|s| Delivery {
+                id: s.id,
+                fields: s.map,
+            })
             .collect())
     }
 
     /// How many times each of this consumer's pending entries in `[first, last]` was delivered.
-    pub async fn delivery_counts(&self, first: &str, last: &str, count: usize) -> RedisResult<HashMap<String, u64>> {
+    pub async fn delivery_counts(
+        &self,
+        first: &str,
+        last: &str,
+        count: usize,
+    ) -> RedisResult<HashMap<String, u64>> {
         let reply: StreamPendingCountReply = self
             .redis
             .run(|mut c| async move {
@@ -210,7 +274,11 @@ impl Queue {
                     .await
             })
             .await?;
-        Ok(reply.ids.into_iter().map(|p| (p.id, p.times_delivered as u64)).collect())
+        Ok(reply
+            .ids
+            .into_iter()
+            .map(|p| (p.id, p.times_delivered as u64))
+            .collect())
     }
 
     /// Acknowledges entries whose outcome is recorded everywhere.
@@ -220,7 +288,12 @@ impl Queue {
         }
         self.redis
             .run(|mut c| async move {
-                redis::cmd("XACK").arg(&self.keys.stream).arg(&self.keys.group).arg(ids).query_async::<i64>(&mut c).await
+                redis::cmd("XACK")
+                    .arg(&self.keys.stream)
+                    .arg(&self.keys.group)
+                    .arg(ids)
+                    .query_async::<i64>(&mut c)
+                    .await
             })
             .await
             .map(drop)
@@ -228,13 +301,23 @@ impl Queue {
 
     /// Copies an entry to `lead:imports:dead` with the reason, and acks it, in one MULTI: a
     /// crash cannot leave it copied but pending (copied twice later) or acked but not copied.
-    pub async fn dead_letter(&self, id: &str, fields: &HashMap<String, Value>, reason: &str) -> RedisResult<()> {
+    pub async fn dead_letter(
+        &self,
+        id: &str,
+        fields: &HashMap<String, Value>,
+        reason: &str,
+    ) -> RedisResult<()> {
         self.redis
             .run(|mut c| async move {
                 let mut pipe = redis::pipe();
                 pipe.atomic();
                 let add = pipe.cmd("XADD").arg(&self.keys.dead_letters).arg("*");
-                add.arg("originalId").arg(id).arg("reason").arg(reason).arg("consumer").arg(&self.consumer);
+                add.arg("originalId")
+                    .arg(id)
+                    .arg("reason")
+                    .arg(reason)
+                    .arg("consumer")
+                    .arg(&self.consumer);
                 for (name, value) in fields {
                     let bytes = redis::from_redis_value_ref::<Vec<u8>>(value).unwrap_or_default();
                     if !matches!(name.as_str(), "originalId" | "reason" | "consumer") {
@@ -242,7 +325,11 @@ impl Queue {
                     }
                 }
                 pipe.ignore();
-                pipe.cmd("XACK").arg(&self.keys.stream).arg(&self.keys.group).arg(id).ignore();
+                pipe.cmd("XACK")
+                    .arg(&self.keys.stream)
+                    .arg(&self.keys.group)
+                    .arg(id)
+                    .ignore();
                 pipe.query_async::<()>(&mut c).await
             })
             .await
@@ -263,7 +350,14 @@ impl Queue {
         self.redis
             .run(|mut c| {
                 let bound = bound.clone();
-                async move { redis::cmd("XTRIM").arg(&self.keys.stream).arg("MINID").arg(bound).query_async(&mut c).await }
+                async move {
+                    redis::cmd("XTRIM")
+                        .arg(&self.keys.stream)
+                        .arg("MINID")
+                        .arg(bound)
+                        .query_async(&mut c)
+                        .await
+                }
             })
             .await
     }
@@ -273,29 +367,59 @@ impl Queue {
         let summary: Value = self
             .redis
             .run(|mut c| async move {
-                redis::cmd("XPENDING").arg(&self.keys.stream).arg(&self.keys.group).query_async(&mut c).await
+                redis::cmd("XPENDING")
+                    .arg(&self.keys.stream)
+                    .arg(&self.keys.group)
+                    .query_async(&mut c)
+                    .await
             })
             .await?;
-        let Value::Array(items) = summary else { return Ok(None) };
-        Ok(items.get(1).and_then(|v| redis::from_redis_value_ref::<Option<String>>(v).ok()).flatten())
+        let Value::Array(items) = summary else {
+            return Ok(None);
+        };
+        Ok(items
+            .get(1)
+            .and_then(|v| redis::from_redis_value_ref::<Option<String>>(v).ok())
+            .flatten())
     }
 
     /// How long the oldest pending entry has waited since it was queued (ids are timestamps).
     pub async fn oldest_pending_age(&self) -> RedisResult<Option<Duration>> {
-        let Some(id) = self.oldest_pending_id().await? else { return Ok(None) };
-        let queued_ms: u64 = id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0);
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        Ok(Some(Duration::from_millis(now_ms.saturating_sub(queued_ms))))
+        let Some(id) = self.oldest_pending_id().await? else {
+            return Ok(None);
+        };
+        let queued_ms: u64 = id
+            .split('-')
+            .next()
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(0);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Ok(Some(Duration::from_millis(
+            now_ms.saturating_sub(queued_ms),
+        )))
     }
 
     async fn last_delivered_id(&self) -> RedisResult<Option<String>> {
         let groups: Vec<HashMap<String, Value>> = self
             .redis
-            .run(|mut c| async move { redis::cmd("XINFO").arg("GROUPS").arg(&self.keys.stream).query_async(&mut c).await })
+            .run(|mut c| async move {
+                redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(&self.keys.stream)
+                    .query_async(&mut c)
+                    .await
+            })
             .await?;
         Ok(groups
             .iter()
-            .find(|g| g.get("name").and_then(|v| redis::from_redis_value_ref::<String>(v).ok()).as_deref() == Some(&self.keys.group))
+            .find(|g| {
+                g.get("name")
+                    .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+                    .as_deref()
+                    == Some(&self.keys.group)
+            })
             .and_then(|g| g.get("last-delivered-id"))
             .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
             .filter(|id| id != "0-0"))
@@ -305,7 +429,13 @@ impl Queue {
     pub async fn maxmemory_policy(&self) -> RedisResult<Option<String>> {
         let reply: Vec<String> = self
             .redis
-            .run(|mut c| async move { redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async(&mut c).await })
+            .run(|mut c| async move {
+                redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("maxmemory-policy")
+                    .query_async(&mut c)
+                    .await
+            })
             .await?;
         Ok(reply.into_iter().nth(1))
     }

@@ -26,7 +26,9 @@ impl Redis {
             .set_response_timeout(Some(longest_block + Duration::from_secs(2)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        Ok(Redis { conn: client.get_connection_manager_lazy(config)? })
+        Ok(Redis {
+            conn: client.get_connection_manager_lazy(config)?,
+        })
     }
 
     /// Runs `op`, and once more if the first attempt failed on the connection itself.

@@ -50,8 +50,13 @@ impl StatusCache {
     /// The cached snapshot, or `None` when the key does not exist (never set, or expired).
     pub async fn get(&self, import_id: &str) -> RedisResult<Option<JobSnapshot>> {
         let key = self.keys.job(import_id);
-        let fields: HashMap<String, String> =
-            self.redis.run(|mut c| { let key = key.clone(); async move { redis::cmd("HGETALL").arg(&key).query_async(&mut c).await } }).await?;
+        let fields: HashMap<String, String> = self
+            .redis
+            .run(|mut c| {
+                let key = key.clone();
+                async move { redis::cmd("HGETALL").arg(&key).query_async(&mut c).await }
+            })
+            .await?;
         Ok(snapshot_from_fields(&fields))
     }
 
@@ -59,12 +64,21 @@ impl StatusCache {
     /// `rebuilt` snapshot was given: the caller then loads one from Postgres and calls again.
     /// Safe to repeat and to race with other drains: an outcome is written once per `seq`, and a
     /// snapshot only ever fills an empty key.
-    pub async fn apply(&self, import_id: &str, outcomes: &[ChunkOutcome], rebuilt: Option<&JobSnapshot>) -> RedisResult<bool> {
+    pub async fn apply(
+        &self,
+        import_id: &str,
+        outcomes: &[ChunkOutcome],
+        rebuilt: Option<&JobSnapshot>,
+    ) -> RedisResult<bool> {
         let key = self.keys.job(import_id);
         let snapshot = rebuilt.map(snapshot_fields).unwrap_or_default();
         let now = timestamp::format(OffsetDateTime::now_utc());
         let mut args: Vec<String> = Vec::with_capacity(3 + snapshot.len() * 2 + outcomes.len() * 2);
-        args.extend([self.ttl.as_secs().to_string(), now, (snapshot.len() * 2).to_string()]);
+        args.extend([
+            self.ttl.as_secs().to_string(),
+            now,
+            (snapshot.len() * 2).to_string(),
+        ]);
         args.extend(snapshot.into_iter().flat_map(|(k, v)| [k, v]));
         for outcome in outcomes {
             args.push(outcome.seq.to_string());
@@ -91,10 +105,16 @@ pub(crate) fn snapshot_fields(s: &JobSnapshot) -> Vec<(String, String)> {
         ("chunks".to_owned(), s.chunks.to_string()),
         ("createdAt".to_owned(), timestamp::format(s.created_at)),
         ("updatedAt".to_owned(), timestamp::format(s.updated_at)),
-        ("rejected".to_owned(), serde_json::to_string(&s.rejected).expect("errors serialize")),
+        (
+            "rejected".to_owned(),
+            serde_json::to_string(&s.rejected).expect("errors serialize"),
+        ),
     ];
     for outcome in &s.outcomes {
-        fields.push((format!("o:{}", outcome.seq), serde_json::to_string(outcome).expect("outcomes serialize")));
+        fields.push((
+            format!("o:{}", outcome.seq),
+            serde_json::to_string(outcome).expect("outcomes serialize"),
+        ));
     }
     fields
 }
@@ -134,8 +154,19 @@ mod tests {
             chunks: 2,
             created_at: datetime!(2024-01-01 0:00 UTC),
             updated_at: datetime!(2024-01-01 0:01:02.345 UTC),
-            rejected: vec![LeadError { index: 2, error: "bad".into(), field: None, code: "c".into() }],
-            outcomes: vec![ChunkOutcome { seq: 1, successful: 1, failed: 0, dead: false, errors: vec![] }],
+            rejected: vec![LeadError {
+                index: 2,
+                error: "bad".into(),
+                field: None,
+                code: "c".into(),
+            }],
+            outcomes: vec![ChunkOutcome {
+                seq: 1,
+                successful: 1,
+                failed: 0,
+                dead: false,
+                errors: vec![],
+            }],
         };
         let fields: HashMap<String, String> = snapshot_fields(&snapshot).into_iter().collect();
         assert_eq!(snapshot_from_fields(&fields), Some(snapshot));

@@ -33,8 +33,15 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         // SQLSTATE classes 22 (data exception) and 23 (integrity violation) are about the rows.
-        let refused = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c.starts_with("22") || c.starts_with("23"));
-        if refused { StoreError::Refused(e) } else { StoreError::Unavailable(e) }
+        let refused = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c.starts_with("22") || c.starts_with("23"));
+        if refused {
+            StoreError::Refused(e)
+        } else {
+            StoreError::Unavailable(e)
+        }
     }
 }
 
@@ -43,7 +50,10 @@ impl From<sqlx::Error> for StoreError {
 pub enum JobInsert {
     Created,
     /// A job with this id exists already.
-    Existing { payload_hash: String, queued: bool },
+    Existing {
+        payload_hash: String,
+        queued: bool,
+    },
 }
 
 #[derive(Clone)]
@@ -82,7 +92,11 @@ impl Store {
     }
 
     /// Records a new job, or reports the one that already has this id.
-    pub async fn insert_job(&self, plan: &ImportPlan, created_at: OffsetDateTime) -> Result<JobInsert, StoreError> {
+    pub async fn insert_job(
+        &self,
+        plan: &ImportPlan,
+        created_at: OffsetDateTime,
+    ) -> Result<JobInsert, StoreError> {
         let inserted = sqlx::query(
             "INSERT INTO import_jobs (import_id, created_by, payload_hash, total, chunk_count, batch_size, rejected, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (import_id) DO NOTHING",
@@ -104,11 +118,18 @@ impl Store {
             .bind(plan.import_id.as_str())
             .fetch_one(&self.pool)
             .await?;
-        Ok(JobInsert::Existing { payload_hash: row.get("payload_hash"), queued: row.get("queued") })
+        Ok(JobInsert::Existing {
+            payload_hash: row.get("payload_hash"),
+            queued: row.get("queued"),
+        })
     }
 
     /// Notes that the job's entries are in the stream, with their ids in `seq` order.
-    pub async fn mark_queued(&self, import_id: &str, entry_ids: &[String]) -> Result<(), StoreError> {
+    pub async fn mark_queued(
+        &self,
+        import_id: &str,
+        entry_ids: &[String],
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE import_jobs SET queued_at = now(), entry_ids = $2 WHERE import_id = $1 AND queued_at IS NULL")
             .bind(import_id)
             .bind(entry_ids)
@@ -135,7 +156,11 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let created_at: OffsetDateTime = job.get("created_at");
-        let updated_at = chunks.iter().map(|r| r.get::<OffsetDateTime, _>("processed_at")).max().unwrap_or(created_at);
+        let updated_at = chunks
+            .iter()
+            .map(|r| r.get::<OffsetDateTime, _>("processed_at"))
+            .max()
+            .unwrap_or(created_at);
         Ok(Some(JobSnapshot {
             import_id: import_id.to_owned(),
             created_by: job.get("created_by"),
@@ -150,14 +175,20 @@ impl Store {
 
     /// Stores the leads of several entries in one transaction and returns every entry's outcome,
     /// keyed by `(import_id, seq)`: decided now, or recorded earlier by another delivery.
-    pub async fn store_chunks(&self, chunks: &[QueuedChunk]) -> Result<HashMap<(String, u32), ChunkOutcome>, StoreError> {
+    pub async fn store_chunks(
+        &self,
+        chunks: &[QueuedChunk],
+    ) -> Result<HashMap<(String, u32), ChunkOutcome>, StoreError> {
         let mut outcomes = HashMap::with_capacity(chunks.len());
         if chunks.is_empty() {
             return Ok(outcomes);
         }
         // Sorted keys and emails give every transaction the same lock order: no deadlocks
         // between drains working on overlapping entries.
-        let mut keys: Vec<(&str, i32)> = chunks.iter().map(|c| (c.import_id.as_str(), c.seq as i32)).collect();
+        let mut keys: Vec<(&str, i32)> = chunks
+            .iter()
+            .map(|c| (c.import_id.as_str(), c.seq as i32))
+            .collect();
         keys.sort_unstable();
         keys.dedup();
         let mut tx = self.pool.begin().await?;
@@ -183,10 +214,18 @@ impl Store {
                 .collect()
         };
         let stored = insert_leads(&mut tx, &mine).await?;
-        fail::fail_point!("drain::before_commit", |_| Err(StoreError::Unavailable(sqlx::Error::PoolClosed)));
+        fail::fail_point!("drain::before_commit", |_| Err(StoreError::Unavailable(
+            sqlx::Error::PoolClosed
+        )));
 
         for chunk in &mine {
-            let mut outcome = ChunkOutcome { seq: chunk.seq, successful: 0, failed: 0, dead: false, errors: Vec::new() };
+            let mut outcome = ChunkOutcome {
+                seq: chunk.seq,
+                successful: 0,
+                failed: 0,
+                dead: false,
+                errors: Vec::new(),
+            };
             for lead in &chunk.leads {
                 if stored.contains(&(chunk.import_id.as_str(), lead.lead.email.as_str())) {
                     outcome.successful += 1;
@@ -202,10 +241,22 @@ impl Store {
             }
             outcomes.insert((chunk.import_id.clone(), chunk.seq), outcome);
         }
-        record_outcomes(&mut tx, mine.iter().map(|c| (c.import_id.as_str(), &outcomes[&(c.import_id.clone(), c.seq)]))).await?;
+        record_outcomes(
+            &mut tx,
+            mine.iter().map(|c| {
+                (
+                    c.import_id.as_str(),
+                    &outcomes[&(c.import_id.clone(), c.seq)],
+                )
+            }),
+        )
+        .await?;
         tx.commit().await?;
 
-        let replayed: Vec<(&str, i32)> = keys.into_iter().filter(|(i, s)| !claimed.contains(&(i.to_string(), *s))).collect();
+        let replayed: Vec<(&str, i32)> = keys
+            .into_iter()
+            .filter(|(i, s)| !claimed.contains(&(i.to_string(), *s)))
+            .collect();
         if !replayed.is_empty() {
             outcomes.extend(self.recorded_outcomes(&replayed).await?);
         }
@@ -214,12 +265,29 @@ impl Store {
 
     /// Records entries given up on: every lead they carry fails with `reason`. An entry whose
     /// outcome was already recorded keeps it (its leads were stored; nothing is failed twice).
-    pub async fn record_dead(&self, import_id: &str, seq: u32, lead_indexes: &[u32], reason: &str) -> Result<ChunkOutcome, StoreError> {
+    pub async fn record_dead(
+        &self,
+        import_id: &str,
+        seq: u32,
+        lead_indexes: &[u32],
+        reason: &str,
+    ) -> Result<ChunkOutcome, StoreError> {
         let errors: Vec<LeadError> = lead_indexes
             .iter()
-            .map(|&index| LeadError { index, error: reason.to_owned(), field: None, code: "dead_letter".into() })
+            .map(|&index| LeadError {
+                index,
+                error: reason.to_owned(),
+                field: None,
+                code: "dead_letter".into(),
+            })
             .collect();
-        let outcome = ChunkOutcome { seq, successful: 0, failed: errors.len() as u32, dead: true, errors };
+        let outcome = ChunkOutcome {
+            seq,
+            successful: 0,
+            failed: errors.len() as u32,
+            dead: true,
+            errors,
+        };
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO import_chunks (import_id, seq, successful, failed, dead, errors)
@@ -239,7 +307,10 @@ impl Store {
 
     /// The job and chunk a stream entry id was queued as, and the lead indexes that chunk
     /// held; `None` if the id is unknown (its job was never marked queued).
-    pub async fn chunk_of_entry(&self, entry_id: &str) -> Result<Option<(String, u32, Vec<u32>)>, StoreError> {
+    pub async fn chunk_of_entry(
+        &self,
+        entry_id: &str,
+    ) -> Result<Option<(String, u32, Vec<u32>)>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT import_id, array_position(entry_ids, $1) - 1 AS seq, total, batch_size, rejected
              FROM import_jobs WHERE entry_ids @> ARRAY[$1]",
@@ -251,7 +322,12 @@ impl Store {
             return Ok(None);
         };
         let seq = row.get::<i32, _>("seq") as u32;
-        let rejected: HashSet<u32> = row.get::<Json<Vec<LeadError>>, _>("rejected").0.iter().map(|e| e.index).collect();
+        let rejected: HashSet<u32> = row
+            .get::<Json<Vec<LeadError>>, _>("rejected")
+            .0
+            .iter()
+            .map(|e| e.index)
+            .collect();
         let batch = row.get::<i32, _>("batch_size") as usize;
         let indexes = (0..row.get::<i32, _>("total") as u32)
             .filter(|i| !rejected.contains(i))
@@ -261,7 +337,10 @@ impl Store {
         Ok(Some((row.get("import_id"), seq, indexes)))
     }
 
-    async fn recorded_outcomes(&self, keys: &[(&str, i32)]) -> Result<HashMap<(String, u32), ChunkOutcome>, StoreError> {
+    async fn recorded_outcomes(
+        &self,
+        keys: &[(&str, i32)],
+    ) -> Result<HashMap<(String, u32), ChunkOutcome>, StoreError> {
         let rows = sqlx::query(
             "SELECT c.import_id, c.seq, c.successful, c.failed, c.dead, c.errors
              FROM import_chunks c JOIN unnest($1::text[], $2::int[]) AS k(import_id, seq) USING (import_id, seq)",
@@ -270,7 +349,15 @@ impl Store {
         .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| ((r.get("import_id"), r.get::<i32, _>("seq") as u32), outcome_from_row(r))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    (r.get("import_id"), r.get::<i32, _>("seq") as u32),
+                    outcome_from_row(r),
+                )
+            })
+            .collect())
     }
 }
 
@@ -282,13 +369,17 @@ async fn insert_leads<'a>(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     chunks: &[&'a QueuedChunk],
 ) -> Result<HashSet<(&'a str, &'a str)>, StoreError> {
-    let mut rows: Vec<LeadRow<'a>> =
-        chunks.iter().flat_map(|c| c.leads.iter().map(move |l| (*c, l))).collect();
+    let mut rows: Vec<LeadRow<'a>> = chunks
+        .iter()
+        .flat_map(|c| c.leads.iter().map(move |l| (*c, l)))
+        .collect();
     if rows.is_empty() {
         return Ok(HashSet::new());
     }
     rows.sort_unstable_by(|a, b| a.1.lead.email.cmp(&b.1.lead.email));
-    let column = |f: for<'r> fn(&'r LeadRow<'a>) -> Option<&'a str>| -> Vec<Option<&'a str>> { rows.iter().map(f).collect() };
+    let column = |f: for<'r> fn(&'r LeadRow<'a>) -> Option<&'a str>| -> Vec<Option<&'a str>> {
+        rows.iter().map(f).collect()
+    };
     let returned = sqlx::query(
         "INSERT INTO leads (full_name, email, phone, status, source, created_by, import_id)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
@@ -304,11 +395,18 @@ async fn insert_leads<'a>(
     .fetch_all(&mut **tx)
     .await?;
     // Map the returned rows back to borrowed strings of the input.
-    let position: HashMap<(&str, &str), usize> =
-        rows.iter().enumerate().map(|(i, r)| ((r.0.import_id.as_str(), r.1.lead.email.as_str()), i)).collect();
+    let position: HashMap<(&str, &str), usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.0.import_id.as_str(), r.1.lead.email.as_str()), i))
+        .collect();
     Ok(returned
         .iter()
-        .filter_map(|r| position.get(&(r.get::<&str, _>("import_id"), r.get::<&str, _>("email"))).copied())
+        .filter_map(|r| {
+            position
+                .get(&(r.get::<&str, _>("import_id"), r.get::<&str, _>("email")))
+                .copied()
+        })
         .map(|i| (rows[i].0.import_id.as_str(), rows[i].1.lead.email.as_str()))
         .collect())
 }
@@ -322,9 +420,16 @@ async fn record_outcomes<'a>(
          FROM (",
     );
     let mut any = false;
-    query.push_values(outcomes.inspect(|_| any = true), |mut row, (import_id, o)| {
-        row.push_bind(import_id).push_bind(o.seq as i32).push_bind(o.successful as i32).push_bind(o.failed as i32).push_bind(Json(&o.errors));
-    });
+    query.push_values(
+        outcomes.inspect(|_| any = true),
+        |mut row, (import_id, o)| {
+            row.push_bind(import_id)
+                .push_bind(o.seq as i32)
+                .push_bind(o.successful as i32)
+                .push_bind(o.failed as i32)
+                .push_bind(Json(&o.errors));
+        },
+    );
     if !any {
         return Ok(());
     }

@@ -13,9 +13,16 @@ const SEED_BODY: &str = r#"{"importId":"unique-import-id","leads":[{"fullName":"
 /// Sends an API Gateway v2 event through `lambda_http`'s adapter, exactly as the runtime does,
 /// and returns the API Gateway response JSON.
 async fn replay(router: axum::Router, event: &str) -> Value {
-    let request: lambda_http::request::LambdaRequest = serde_json::from_str(event).expect("an API Gateway v2 event");
+    let request: lambda_http::request::LambdaRequest =
+        serde_json::from_str(event).expect("an API Gateway v2 event");
     let mut adapter = lambda_http::Adapter::from(router);
-    let response = adapter.call(lambda_runtime::LambdaEvent::new(request, lambda_runtime::Context::default())).await.unwrap();
+    let response = adapter
+        .call(lambda_runtime::LambdaEvent::new(
+            request,
+            lambda_runtime::Context::default(),
+        ))
+        .await
+        .unwrap();
     serde_json::to_value(response).unwrap()
 }
 
@@ -26,23 +33,44 @@ fn body_of(response: &Value) -> Value {
 #[tokio::test]
 async fn seed_example_through_api_gateway_events_end_to_end() {
     let t = spawn_app().await;
-    let accepted = replay(shared::http::import_router(t.app.clone()), &read_event("import-seed.json")).await;
+    let accepted = replay(
+        shared::http::import_router(t.app.clone()),
+        &read_event("import-seed.json"),
+    )
+    .await;
     assert_eq!(accepted["statusCode"], 202, "{accepted}");
-    assert_eq!(accepted["headers"]["location"], "/leads/import/unique-import-id/status");
+    assert_eq!(
+        accepted["headers"]["location"],
+        "/leads/import/unique-import-id/status"
+    );
     let body = body_of(&accepted);
-    assert_eq!(body, json!({"importId":"unique-import-id","status":"pending","total":1,"statusUrl":"/leads/import/unique-import-id/status"}));
+    assert_eq!(
+        body,
+        json!({"importId":"unique-import-id","status":"pending","total":1,"statusUrl":"/leads/import/unique-import-id/status"})
+    );
 
-    let pending = replay(shared::http::status_router(t.app.clone()), &read_event("status.json")).await;
+    let pending = replay(
+        shared::http::status_router(t.app.clone()),
+        &read_event("status.json"),
+    )
+    .await;
     assert_eq!(body_of(&pending)["status"], "pending");
 
     let report = t.drain_once().await;
     assert_eq!((report.entries, report.leads_stored), (1, 1));
 
-    let done = replay(shared::http::status_router(t.app.clone()), &read_event("status.json")).await;
+    let done = replay(
+        shared::http::status_router(t.app.clone()),
+        &read_event("status.json"),
+    )
+    .await;
     assert_eq!(done["statusCode"], 200);
     let doc = body_of(&done);
     assert_eq!(doc["status"], "completed");
-    assert_eq!(doc["progress"], json!({"total":1,"processed":1,"successful":1,"failed":0,"errors":[]}));
+    assert_eq!(
+        doc["progress"],
+        json!({"total":1,"processed":1,"successful":1,"failed":0,"errors":[]})
+    );
     let stored: (String, String, Option<String>, String, String, String) = sqlx::query_as(
         "SELECT full_name, email, phone, status, source, created_by FROM leads WHERE import_id = 'unique-import-id'",
     )
@@ -51,7 +79,14 @@ async fn seed_example_through_api_gateway_events_end_to_end() {
     .unwrap();
     assert_eq!(
         stored,
-        ("John Doe".into(), "john@example.com".into(), Some("+1234567890".into()), "NEW".into(), "WEBSITE".into(), "507f1f77bcf86cd799439011".into())
+        (
+            "John Doe".into(),
+            "john@example.com".into(),
+            Some("+1234567890".into()),
+            "NEW".into(),
+            "WEBSITE".into(),
+            "507f1f77bcf86cd799439011".into()
+        )
     );
 }
 
@@ -59,16 +94,29 @@ async fn seed_example_through_api_gateway_events_end_to_end() {
 async fn a_job_is_one_entry_per_chunk_with_its_cache_key_and_ttl() {
     let t = spawn_app().await;
     let leads = synthetic_leads(120, "chunks", 0, 0);
-    let answer = t.post_import(&json!({"importId":"chunked","leads":leads,"createdBy":"u1"}).to_string()).await;
+    let answer = t
+        .post_import(&json!({"importId":"chunked","leads":leads,"createdBy":"u1"}).to_string())
+        .await;
     assert_eq!(answer.status, StatusCode::ACCEPTED);
     assert_eq!(t.xlen().await, 3, "120 leads in entries of BATCH_SIZE=50");
-    let ttl: i64 = redis::cmd("TTL").arg(t.key("import:job:chunked")).query_async(&mut t.redis.clone()).await.unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(t.key("import:job:chunked"))
+        .query_async(&mut t.redis.clone())
+        .await
+        .unwrap();
     assert!((3500..=3600).contains(&ttl), "CACHE_TTL applies: {ttl}");
     t.drain_all().await;
-    let groups: Vec<std::collections::HashMap<String, redis::Value>> =
-        redis::cmd("XINFO").arg("GROUPS").arg(t.key("lead:imports")).query_async(&mut t.redis.clone()).await.unwrap();
+    let groups: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(t.key("lead:imports"))
+        .query_async(&mut t.redis.clone())
+        .await
+        .unwrap();
     assert_eq!(groups.len(), 1);
-    assert_eq!(redis::from_redis_value_ref::<String>(&groups[0]["name"]).unwrap(), "lead-import-processors");
+    assert_eq!(
+        redis::from_redis_value_ref::<String>(&groups[0]["name"]).unwrap(),
+        "lead-import-processors"
+    );
     t.assert_job_accounted("chunked", 120).await;
 }
 
@@ -77,7 +125,9 @@ async fn a_retry_with_the_same_payload_gets_the_current_status() {
     let t = spawn_app().await;
     assert_eq!(t.post_import(SEED_BODY).await.status, StatusCode::ACCEPTED);
     // Same leads, different formatting and case: the same import.
-    let again = SEED_BODY.replace("john@example.com", "John@Example.com").replace("\"leads\":", "\"leads\" : ");
+    let again = SEED_BODY
+        .replace("john@example.com", "John@Example.com")
+        .replace("\"leads\":", "\"leads\" : ");
     let retry = t.post_import(&again).await;
     assert_eq!(retry.status, StatusCode::OK);
     assert_eq!(retry.body["status"], "pending");
@@ -91,7 +141,9 @@ async fn a_retry_with_the_same_payload_gets_the_current_status() {
 async fn the_same_id_with_other_leads_is_a_conflict() {
     let t = spawn_app().await;
     t.post_import(SEED_BODY).await;
-    let other = t.post_import(&SEED_BODY.replace("John Doe", "Jane Doe")).await;
+    let other = t
+        .post_import(&SEED_BODY.replace("John Doe", "Jane Doe"))
+        .await;
     assert_eq!(other.status, StatusCode::CONFLICT);
     assert_eq!(other.content_type, "application/problem+json");
     assert_eq!(other.body["status"], 409);
@@ -101,11 +153,16 @@ async fn the_same_id_with_other_leads_is_a_conflict() {
 #[tokio::test]
 async fn an_import_without_id_gets_a_uuid_v7() {
     let t = spawn_app().await;
-    let answer = t.post_import(r#"{"leads":[{"fullName":"A","email":"a@b.co"}],"createdBy":"u"}"#).await;
+    let answer = t
+        .post_import(r#"{"leads":[{"fullName":"A","email":"a@b.co"}],"createdBy":"u"}"#)
+        .await;
     assert_eq!(answer.status, StatusCode::ACCEPTED);
     let id = answer.body["importId"].as_str().unwrap();
     assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 7);
-    assert_eq!(answer.location.unwrap(), format!("/leads/import/{id}/status"));
+    assert_eq!(
+        answer.location.unwrap(),
+        format!("/leads/import/{id}/status")
+    );
 }
 
 #[tokio::test]
@@ -115,20 +172,71 @@ async fn bad_requests_get_problem_details_and_queue_nothing() {
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("application/json", b"{not json".to_vec(), 400),
         ("application/json", b"[]".to_vec(), 400),
-        ("application/json", json!({"leads":[valid_lead]}).to_string().into_bytes(), 400),
-        ("application/json", json!({"createdBy":"u"}).to_string().into_bytes(), 400),
-        ("application/json", json!({"createdBy":"u","leads":[]}).to_string().into_bytes(), 400),
-        ("application/json", json!({"createdBy":"u","leads":"x"}).to_string().into_bytes(), 400),
-        ("application/json", json!({"createdBy":5,"leads":[valid_lead]}).to_string().into_bytes(), 400),
-        ("application/json", json!({"importId":"no spaces","createdBy":"u","leads":[valid_lead]}).to_string().into_bytes(), 400),
-        ("application/json", json!({"createdBy":"u","leads":[valid_lead, valid_lead, valid_lead, valid_lead]}).to_string().into_bytes(), 413),
-        ("application/json", vec![b' '; shared::http::MAX_BODY_BYTES + 1], 413),
-        ("text/plain", json!({"createdBy":"u","leads":[valid_lead]}).to_string().into_bytes(), 415),
+        (
+            "application/json",
+            json!({"leads":[valid_lead]}).to_string().into_bytes(),
+            400,
+        ),
+        (
+            "application/json",
+            json!({"createdBy":"u"}).to_string().into_bytes(),
+            400,
+        ),
+        (
+            "application/json",
+            json!({"createdBy":"u","leads":[]}).to_string().into_bytes(),
+            400,
+        ),
+        (
+            "application/json",
+            json!({"createdBy":"u","leads":"x"})
+                .to_string()
+                .into_bytes(),
+            400,
+        ),
+        (
+            "application/json",
+            json!({"createdBy":5,"leads":[valid_lead]})
+                .to_string()
+                .into_bytes(),
+            400,
+        ),
+        (
+            "application/json",
+            json!({"importId":"no spaces","createdBy":"u","leads":[valid_lead]})
+                .to_string()
+                .into_bytes(),
+            400,
+        ),
+        (
+            "application/json",
+            json!({"createdBy":"u","leads":[valid_lead, valid_lead, valid_lead, valid_lead]})
+                .to_string()
+                .into_bytes(),
+            413,
+        ),
+        (
+            "application/json",
+            vec![b' '; shared::http::MAX_BODY_BYTES + 1],
+            413,
+        ),
+        (
+            "text/plain",
+            json!({"createdBy":"u","leads":[valid_lead]})
+                .to_string()
+                .into_bytes(),
+            415,
+        ),
         ("application/x-www-form-urlencoded", b"a=b".to_vec(), 415),
     ];
     for (content_type, body, expected) in cases {
         let answer = t.post_import_as(content_type, body).await;
-        assert_eq!(answer.status.as_u16(), expected, "{content_type}: {}", answer.body);
+        assert_eq!(
+            answer.status.as_u16(),
+            expected,
+            "{content_type}: {}",
+            answer.body
+        );
         assert_eq!(answer.content_type, "application/problem+json");
         assert_eq!(answer.body["status"], expected);
         for field in ["type", "title", "detail"] {
@@ -136,7 +244,10 @@ async fn bad_requests_get_problem_details_and_queue_nothing() {
         }
     }
     assert_eq!(t.xlen().await, 0, "nothing queued");
-    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM import_jobs").fetch_one(&t.db).await.unwrap();
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM import_jobs")
+        .fetch_one(&t.db)
+        .await
+        .unwrap();
     assert_eq!(jobs, 0, "nothing recorded");
 }
 
@@ -148,7 +259,12 @@ async fn spawn_app_with_small_limit() -> support::TestApp {
 async fn validation_errors_name_the_pointer() {
     let t = spawn_app().await;
     let answer = t.post_import(r#"{"importId":"-x","leads":{}}"#).await;
-    let pointers: Vec<&str> = answer.body["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    let pointers: Vec<&str> = answer.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
     assert_eq!(pointers, ["/importId", "/createdBy", "/leads"]);
 }
 
@@ -156,12 +272,30 @@ async fn validation_errors_name_the_pointer() {
 async fn status_of_unknown_and_malformed_ids() {
     let t = spawn_app().await;
     let unknown = t.get_status("never-imported").await;
-    assert_eq!((unknown.status, unknown.content_type.as_str()), (StatusCode::NOT_FOUND, "application/problem+json"));
+    assert_eq!(
+        (unknown.status, unknown.content_type.as_str()),
+        (StatusCode::NOT_FOUND, "application/problem+json")
+    );
     let malformed = t.get_status("bad%20id").await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
-    let elsewhere = t.call(http::Request::get("/nope").body(axum::body::Body::empty()).unwrap()).await;
-    assert_eq!((elsewhere.status, elsewhere.content_type.as_str()), (StatusCode::NOT_FOUND, "application/problem+json"));
-    let wrong_method = t.call(http::Request::delete("/leads/import").body(axum::body::Body::empty()).unwrap()).await;
+    let elsewhere = t
+        .call(
+            http::Request::get("/nope")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (elsewhere.status, elsewhere.content_type.as_str()),
+        (StatusCode::NOT_FOUND, "application/problem+json")
+    );
+    let wrong_method = t
+        .call(
+            http::Request::delete("/leads/import")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -174,7 +308,10 @@ async fn an_email_already_in_the_table_fails_with_the_seed_words() {
     t.post_import(&second).await;
     t.drain_all().await;
     let doc = t.assert_job_accounted("second-import", 1).await;
-    assert_eq!(doc["progress"]["errors"], json!([{"index":0,"error":"Email already exists","field":"email","code":"email_exists"}]));
+    assert_eq!(
+        doc["progress"]["errors"],
+        json!([{"index":0,"error":"Email already exists","field":"email","code":"email_exists"}])
+    );
     assert_eq!(doc["status"], "completed");
 }
 
@@ -185,5 +322,8 @@ async fn redis_down_answers_503_and_records_nothing_visible() {
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.content_type, "application/problem+json");
     let text = answer.body.to_string();
-    assert!(!text.contains("127.0.0.1") && !text.contains("redis://"), "no connection detail leaks: {text}");
+    assert!(
+        !text.contains("127.0.0.1") && !text.contains("redis://"),
+        "no connection detail leaks: {text}"
+    );
 }

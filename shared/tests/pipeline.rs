@@ -11,7 +11,9 @@ use support::{spawn_app, synthetic_leads};
 async fn ten_thousand_leads_with_five_percent_bad_emails() {
     let t = spawn_app().await;
     let leads = synthetic_leads(10_000, "big", 20, 0); // every 20th email invalid: 500
-    let answer = t.post_import(&json!({"importId":"big-import","leads":leads,"createdBy":"u1"}).to_string()).await;
+    let answer = t
+        .post_import(&json!({"importId":"big-import","leads":leads,"createdBy":"u1"}).to_string())
+        .await;
     assert_eq!(answer.status, 202, "{:?}", answer.body);
     assert_eq!(t.xlen().await, 190, "9,500 valid leads in entries of 50");
 
@@ -22,17 +24,37 @@ async fn ten_thousand_leads_with_five_percent_bad_emails() {
     assert_eq!(doc["status"], "completed");
     assert_eq!(doc["progress"]["successful"], 9_500);
     assert_eq!(doc["progress"]["failed"], 500);
-    let indexes: Vec<u64> = doc["progress"]["errors"].as_array().unwrap().iter().map(|e| e["index"].as_u64().unwrap()).collect();
+    let indexes: Vec<u64> = doc["progress"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
     let expected: Vec<u64> = (0..10_000).filter(|i| i % 20 == 19).collect();
     assert_eq!(indexes, expected);
-    assert!(doc["progress"]["errors"].as_array().unwrap().iter().all(|e| e["code"] == "invalid_email"));
+    assert!(
+        doc["progress"]["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["code"] == "invalid_email")
+    );
     // Every stored row is the lead the request sent, normalized.
     let row: (String, String, Option<String>, String, String) =
         sqlx::query_as("SELECT full_name, email, phone, status, source FROM leads WHERE email = 'lead7@big.example.com'")
             .fetch_one(&t.db)
             .await
             .unwrap();
-    assert_eq!(row, ("Lead 7".into(), "lead7@big.example.com".into(), Some("+15550100000".into()), "NEW".into(), "WEBSITE".into()));
+    assert_eq!(
+        row,
+        (
+            "Lead 7".into(),
+            "lead7@big.example.com".into(),
+            Some("+15550100000".into()),
+            "NEW".into(),
+            "WEBSITE".into()
+        )
+    );
 }
 
 #[tokio::test]
@@ -40,16 +62,20 @@ async fn duplicates_inside_and_across_imports() {
     let t = spawn_app().await;
     // Every 10th lead repeats the previous email; every 25th is invalid.
     let leads = synthetic_leads(1_000, "dups", 25, 10);
-    t.post_import(&json!({"importId":"first","leads":leads,"createdBy":"u1"}).to_string()).await;
+    t.post_import(&json!({"importId":"first","leads":leads,"createdBy":"u1"}).to_string())
+        .await;
     // A second import that overlaps the first on its first 100 leads.
     let overlap = synthetic_leads(100, "dups", 0, 0);
-    t.post_import(&json!({"importId":"second","leads":overlap,"createdBy":"u2"}).to_string()).await;
+    t.post_import(&json!({"importId":"second","leads":overlap,"createdBy":"u2"}).to_string())
+        .await;
     t.drain_all().await;
 
     let first = t.assert_job_accounted("first", 1_000).await;
     let mut by_code: BTreeMap<String, u64> = BTreeMap::new();
     for e in first["progress"]["errors"].as_array().unwrap() {
-        *by_code.entry(e["code"].as_str().unwrap().to_owned()).or_default() += 1;
+        *by_code
+            .entry(e["code"].as_str().unwrap().to_owned())
+            .or_default() += 1;
     }
     // 40 invalid (i % 25 == 24); duplicates at i % 10 == 9 unless that lead is invalid (i=49,99,...: none
     // coincide since 25 and 10 share i % 50 == 49) -> 100 duplicates minus the 20 that are invalid.
@@ -57,13 +83,27 @@ async fn duplicates_inside_and_across_imports() {
     let dups = (0..1000).filter(|i| i % 10 == 9 && i % 25 != 24).count() as u64;
     assert_eq!(by_code.get("invalid_email"), Some(&invalid));
     assert_eq!(by_code.get("duplicate_in_import"), Some(&dups));
-    let dup = first["progress"]["errors"].as_array().unwrap().iter().find(|e| e["index"] == 9).unwrap();
-    assert_eq!(dup["error"], "Duplicate email in this import: same as lead 8");
+    let dup = first["progress"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["index"] == 9)
+        .unwrap();
+    assert_eq!(
+        dup["error"],
+        "Duplicate email in this import: same as lead 8"
+    );
 
     // The second import's leads that the first stored fail with "Email already exists".
     let second = t.assert_job_accounted("second", 100).await;
     let stored_by_first: i64 = second["progress"]["failed"].as_i64().unwrap();
     assert!(stored_by_first > 0);
-    assert_eq!(first["progress"]["successful"].as_i64().unwrap() + second["progress"]["successful"].as_i64().unwrap(),
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM leads").fetch_one(&t.db).await.unwrap());
+    assert_eq!(
+        first["progress"]["successful"].as_i64().unwrap()
+            + second["progress"]["successful"].as_i64().unwrap(),
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM leads")
+            .fetch_one(&t.db)
+            .await
+            .unwrap()
+    );
 }

@@ -10,7 +10,11 @@ impl CreatedBy {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
-            return Err(FieldError::new("createdBy", "required", "createdBy is required"));
+            return Err(FieldError::new(
+                "createdBy",
+                "required",
+                "createdBy is required",
+            ));
         }
         if trimmed.chars().count() > MAX_LEN {
             return Err(FieldError::new(
@@ -40,13 +44,24 @@ mod tests {
 
     #[test]
     fn accepts_an_object_id_and_trims() {
-        assert_eq!(CreatedBy::parse(" 507f1f77bcf86cd799439011 ").unwrap().as_str(), "507f1f77bcf86cd799439011");
+        assert_eq!(
+            CreatedBy::parse(" 507f1f77bcf86cd799439011 ")
+                .unwrap()
+                .as_str(),
+            "507f1f77bcf86cd799439011"
+        );
     }
 
     #[test]
     fn refuses_blank_long_and_control() {
         assert_eq!(CreatedBy::parse("").unwrap_err().code, "required");
-        assert_eq!(CreatedBy::parse(&"u".repeat(129)).unwrap_err().code, "too_long");
-        assert_eq!(CreatedBy::parse("a\u{7}").unwrap_err().code, "control_character");
+        assert_eq!(
+            CreatedBy::parse(&"u".repeat(129)).unwrap_err().code,
+            "too_long"
+        );
+        assert_eq!(
+            CreatedBy::parse("a\u{7}").unwrap_err().code,
+            "control_character"
+        );
     }
 }

@@ -28,7 +28,11 @@ impl Email {
             .without_domain_literal()
             .without_display_text();
         if EmailAddress::parse_with_options(&normalized, options).is_err() {
-            return Err(FieldError::new("email", "invalid_email", "email is not a valid address"));
+            return Err(FieldError::new(
+                "email",
+                "invalid_email",
+                "email is not a valid address",
+            ));
         }
         Ok(Self(normalized))
     }
@@ -44,7 +48,10 @@ mod tests {
 
     #[test]
     fn trims_and_lowercases() {
-        assert_eq!(Email::parse("  John.Doe@Example.COM ").unwrap().as_str(), "john.doe@example.com");
+        assert_eq!(
+            Email::parse("  John.Doe@Example.COM ").unwrap().as_str(),
+            "john.doe@example.com"
+        );
     }
 
     #[test]
@@ -54,8 +61,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_syntax() {
-        for bad in ["", "   ", "plainaddress", "@example.com", "john@", "john@@x.com", "john doe@x.com",
-                    "john@localhost", "john@[127.0.0.1]", "John <john@x.com>"] {
+        for bad in [
+            "",
+            "   ",
+            "plainaddress",
+            "@example.com",
+            "john@",
+            "john@@x.com",
+            "john doe@x.com",
+            "john@localhost",
+            "john@[127.0.0.1]",
+            "John <john@x.com>",
+        ] {
             let err = Email::parse(bad).expect_err(bad);
             assert_eq!(err.field, "email");
         }

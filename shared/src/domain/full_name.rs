@@ -10,7 +10,11 @@ impl FullName {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
-            return Err(FieldError::new("fullName", "required", "fullName is required"));
+            return Err(FieldError::new(
+                "fullName",
+                "required",
+                "fullName is required",
+            ));
         }
         if trimmed.chars().count() > MAX_CHARS {
             return Err(FieldError::new(
@@ -40,19 +44,31 @@ mod tests {
 
     #[test]
     fn trims() {
-        assert_eq!(FullName::parse("  Ada Lovelace ").unwrap().as_str(), "Ada Lovelace");
+        assert_eq!(
+            FullName::parse("  Ada Lovelace ").unwrap().as_str(),
+            "Ada Lovelace"
+        );
     }
 
     #[test]
     fn counts_characters_not_bytes() {
         assert!(FullName::parse(&"é".repeat(200)).is_ok());
-        assert_eq!(FullName::parse(&"é".repeat(201)).unwrap_err().code, "too_long");
+        assert_eq!(
+            FullName::parse(&"é".repeat(201)).unwrap_err().code,
+            "too_long"
+        );
     }
 
     #[test]
     fn rejects_blank_and_control_characters() {
         assert_eq!(FullName::parse(" \t ").unwrap_err().code, "required");
-        assert_eq!(FullName::parse("Ada\u{0}Lovelace").unwrap_err().code, "control_character");
-        assert_eq!(FullName::parse("Ada\nLovelace").unwrap_err().code, "control_character");
+        assert_eq!(
+            FullName::parse("Ada\u{0}Lovelace").unwrap_err().code,
+            "control_character"
+        );
+        assert_eq!(
+            FullName::parse("Ada\nLovelace").unwrap_err().code,
+            "control_character"
+        );
     }
 }

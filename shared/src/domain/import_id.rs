@@ -20,7 +20,10 @@ impl ImportId {
         if !first.is_ascii_alphanumeric() {
             return Err("importId must start with a letter or a digit".into());
         }
-        if !raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')) {
+        if !raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+        {
             return Err("importId may contain only letters, digits and . _ : -".into());
         }
         Ok(Self(raw.to_owned()))
@@ -48,14 +51,30 @@ mod tests {
 
     #[test]
     fn accepts_the_allowed_charset() {
-        for ok in ["unique-import-id", "a", "2024.01.01_batch:7", &"x".repeat(128)] {
+        for ok in [
+            "unique-import-id",
+            "a",
+            "2024.01.01_batch:7",
+            &"x".repeat(128),
+        ] {
             assert_eq!(ImportId::parse(ok).unwrap().as_str(), ok);
         }
     }
 
     #[test]
     fn rejects_what_could_reach_another_key() {
-        for bad in ["", "-leading", ".x", "a b", "a*", "a{b}", "import/1", "é", &"x".repeat(129), "a\n"] {
+        for bad in [
+            "",
+            "-leading",
+            ".x",
+            "a b",
+            "a*",
+            "a{b}",
+            "import/1",
+            "é",
+            &"x".repeat(129),
+            "a\n",
+        ] {
             assert!(ImportId::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

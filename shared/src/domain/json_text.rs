@@ -1,6 +1,6 @@
 use super::FieldError;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
 
 /// A JSON value where text is expected: the text, absent/null, or the kind of value found.
@@ -14,16 +14,19 @@ pub(crate) enum JsonText {
 
 impl JsonText {
     pub(crate) fn required(&self, field: &'static str) -> Result<&str, FieldError> {
-        self.optional(field)?.ok_or_else(|| FieldError::new(field, "required", format!("{field} is required")))
+        self.optional(field)?
+            .ok_or_else(|| FieldError::new(field, "required", format!("{field} is required")))
     }
 
     pub(crate) fn optional(&self, field: &'static str) -> Result<Option<&str>, FieldError> {
         match self {
             JsonText::Text(text) => Ok(Some(text)),
             JsonText::Absent => Ok(None),
-            JsonText::Wrong(kind) => {
-                Err(FieldError::new(field, "wrong_type", format!("{field} must be a string, not {kind}")))
-            }
+            JsonText::Wrong(kind) => Err(FieldError::new(
+                field,
+                "wrong_type",
+                format!("{field} must be a string, not {kind}"),
+            )),
         }
     }
 }
@@ -72,4 +75,3 @@ impl<'de> Deserialize<'de> for JsonText {
         deserializer.deserialize_any(TextVisitor)
     }
 }
-

@@ -86,8 +86,13 @@ impl<'de> Deserialize<'de> for LeadInput {
                             format!("{name} appears more than once in this lead"),
                         ));
                     }
-                    *[&mut lead.full_name, &mut lead.email, &mut lead.phone, &mut lead.status, &mut lead.source]
-                        [slot] = value;
+                    *[
+                        &mut lead.full_name,
+                        &mut lead.email,
+                        &mut lead.phone,
+                        &mut lead.status,
+                        &mut lead.source,
+                    ][slot] = value;
                 }
                 Ok(lead)
             }
@@ -121,7 +126,11 @@ impl<'de> Deserialize<'de> for LeadInput {
 impl LeadInput {
     fn not_an_object(kind: &'static str) -> Self {
         LeadInput {
-            shape_error: Some(FieldError::new("", "not_an_object", format!("a lead must be an object, not {kind}"))),
+            shape_error: Some(FieldError::new(
+                "",
+                "not_an_object",
+                format!("a lead must be an object, not {kind}"),
+            )),
             ..LeadInput::default()
         }
     }
@@ -148,7 +157,10 @@ mod tests {
     #[test]
     fn optional_fields_take_their_defaults() {
         let lead = parse(r#"{"fullName":"Ada","email":"ADA@x.io","phone":null}"#).unwrap();
-        assert_eq!((lead.status.as_str(), lead.source.as_str(), lead.phone), ("NEW", "OTHER", None));
+        assert_eq!(
+            (lead.status.as_str(), lead.source.as_str(), lead.phone),
+            ("NEW", "OTHER", None)
+        );
         assert_eq!(lead.email, "ada@x.io");
     }
 

@@ -13,13 +13,19 @@ mod tests {
     #[test]
     fn defaults_to_new_and_ignores_case() {
         assert_eq!(LeadStatus::parse(None).unwrap(), LeadStatus::NEW);
-        assert_eq!(LeadStatus::parse(Some(" qualified ")).unwrap(), LeadStatus::QUALIFIED);
+        assert_eq!(
+            LeadStatus::parse(Some(" qualified ")).unwrap(),
+            LeadStatus::QUALIFIED
+        );
     }
 
     #[test]
     fn names_the_allowed_values_when_refusing() {
         let err = LeadStatus::parse(Some("HOT")).unwrap_err();
         assert_eq!((err.field, err.code), ("status", "invalid_status"));
-        assert!(err.message.contains("NEW, CONTACTED, QUALIFIED, UNQUALIFIED, CONVERTED, LOST"));
+        assert!(
+            err.message
+                .contains("NEW, CONTACTED, QUALIFIED, UNQUALIFIED, CONVERTED, LOST")
+        );
     }
 }

@@ -4,20 +4,20 @@
 //! parser never re-checks. A rejection is a [`FieldError`] that names the field, a stable code
 //! for machines, and a sentence for people.
 
+mod created_by;
 mod email;
 mod full_name;
 mod import_id;
-mod created_by;
 pub(crate) mod json_text;
 mod lead;
 mod lead_source;
 mod lead_status;
 mod phone;
 
+pub use created_by::CreatedBy;
 pub use email::Email;
 pub use full_name::FullName;
 pub use import_id::ImportId;
-pub use created_by::CreatedBy;
 pub use lead::{Lead, LeadInput};
 pub use lead_source::LeadSource;
 pub use lead_status::LeadStatus;
@@ -36,7 +36,11 @@ pub struct FieldError {
 
 impl FieldError {
     pub(crate) fn new(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
-        Self { field, code, message: message.into() }
+        Self {
+            field,
+            code,
+            message: message.into(),
+        }
     }
 }
 

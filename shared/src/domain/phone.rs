@@ -10,8 +10,11 @@ pub struct Phone(String);
 
 impl Phone {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        let compact: String =
-            raw.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+        let compact: String = raw
+            .trim()
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
         let Some(digits) = compact.strip_prefix('+') else {
             return Err(FieldError::new(
                 "phone",
@@ -43,8 +46,14 @@ mod tests {
 
     #[test]
     fn strips_common_punctuation() {
-        assert_eq!(Phone::parse(" +1 (234) 567-890 ").unwrap().as_str(), "+1234567890");
-        assert_eq!(Phone::parse("+44.20.7946.0018").unwrap().as_str(), "+442079460018");
+        assert_eq!(
+            Phone::parse(" +1 (234) 567-890 ").unwrap().as_str(),
+            "+1234567890"
+        );
+        assert_eq!(
+            Phone::parse("+44.20.7946.0018").unwrap().as_str(),
+            "+442079460018"
+        );
     }
 
     #[test]
@@ -57,8 +66,19 @@ mod tests {
 
     #[test]
     fn refuses_numbers_without_country_code_or_with_letters() {
-        for bad in ["1234567890", "020 7946 0018", "+0123456789", "+1234ABC890", "++1234567890", "+"] {
-            assert_eq!(Phone::parse(bad).unwrap_err().code, "invalid_phone", "{bad}");
+        for bad in [
+            "1234567890",
+            "020 7946 0018",
+            "+0123456789",
+            "+1234ABC890",
+            "++1234567890",
+            "+",
+        ] {
+            assert_eq!(
+                Phone::parse(bad).unwrap_err().code,
+                "invalid_phone",
+                "{bad}"
+            );
         }
     }
 }

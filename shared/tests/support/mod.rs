@@ -37,8 +37,14 @@ extern "C" fn stop_servers() {
 
 pub fn servers() -> &'static ServerUrls {
     URLS.get_or_init(|| {
-        if let (Ok(redis), Ok(postgres_admin)) = (std::env::var("TEST_REDIS_URL"), std::env::var("TEST_DATABASE_URL")) {
-            return ServerUrls { redis, postgres_admin };
+        if let (Ok(redis), Ok(postgres_admin)) = (
+            std::env::var("TEST_REDIS_URL"),
+            std::env::var("TEST_DATABASE_URL"),
+        ) {
+            return ServerUrls {
+                redis,
+                postgres_admin,
+            };
         }
         // Started from a thread that lives as long as the process: the servers are tied to it
         // (PR_SET_PDEATHSIG), and a test's own thread ends with the test.
@@ -46,7 +52,10 @@ pub fn servers() -> &'static ServerUrls {
         std::thread::spawn(move || {
             let redis = RedisServer::start().expect("start redis-server");
             let postgres = PostgresServer::start().expect("start postgres");
-            let urls = ServerUrls { redis: redis.url(), postgres_admin: postgres.url("postgres") };
+            let urls = ServerUrls {
+                redis: redis.url(),
+                postgres_admin: postgres.url("postgres"),
+            };
             *SERVERS.lock().unwrap() = Some((redis, postgres));
             unsafe { libc::atexit(stop_servers) };
             tx.send(urls).unwrap();
@@ -72,8 +81,14 @@ pub struct TestApp {
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let urls = servers();
     let name = format!("t{}", uuid::Uuid::new_v4().simple());
-    create_database(&urls.postgres_admin, &name).await.expect("create test database");
-    let database_url = urls.postgres_admin.rsplit_once('/').map(|(base, _)| format!("{base}/{name}")).unwrap();
+    create_database(&urls.postgres_admin, &name)
+        .await
+        .expect("create test database");
+    let database_url = urls
+        .postgres_admin
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/{name}"))
+        .unwrap();
     let prefix = format!("{name}:");
     let mut vars: HashMap<String, String> = HashMap::from([
         ("REDIS_URL".into(), urls.redis.clone()),
@@ -88,8 +103,19 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
     let app = App::new(config).expect("app");
     app.store.migrate().await.expect("migrations");
-    let redis = redis::Client::open(urls.redis.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    TestApp { db: app.store.pool().clone(), app, redis, database_url, redis_url: urls.redis.clone(), prefix }
+    let redis = redis::Client::open(urls.redis.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    TestApp {
+        db: app.store.pool().clone(),
+        app,
+        redis,
+        database_url,
+        redis_url: urls.redis.clone(),
+        prefix,
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -107,32 +133,63 @@ pub struct Answer {
 
 impl TestApp {
     pub async fn post_import(&self, body: &str) -> Answer {
-        self.post_import_as("application/json", body.as_bytes().to_vec()).await
+        self.post_import_as("application/json", body.as_bytes().to_vec())
+            .await
     }
 
     pub async fn post_import_as(&self, content_type: &str, body: Vec<u8>) -> Answer {
-        let request = Request::post("/leads/import").header("content-type", content_type).body(Body::from(body)).unwrap();
+        let request = Request::post("/leads/import")
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap();
         self.call(request).await
     }
 
     pub async fn get_status(&self, import_id: &str) -> Answer {
-        self.call(Request::get(format!("/leads/import/{import_id}/status")).body(Body::empty()).unwrap()).await
+        self.call(
+            Request::get(format!("/leads/import/{import_id}/status"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
     }
 
     pub async fn call(&self, request: Request<Body>) -> Answer {
-        let response = shared::http::router(self.app.clone()).oneshot(request).await.unwrap();
+        let response = shared::http::router(self.app.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
         let status = response.status();
-        let header = |name| response.headers().get(name).and_then(|v: &http::HeaderValue| v.to_str().ok()).map(str::to_owned);
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &http::HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let content_type = header(http::header::CONTENT_TYPE).unwrap_or_default();
         let location = header(http::header::LOCATION);
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
-        Answer { status, content_type, location, body }
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("JSON body")
+        };
+        Answer {
+            status,
+            content_type,
+            location,
+            body,
+        }
     }
 
     /// Runs drain-fn's handler once with the sample scheduled event, as Lambda would.
     pub async fn drain_once(&self) -> DrainReport {
-        self.drain_function().await.handle(scheduled_event(30_000)).await.expect("drain invocation")
+        self.drain_function()
+            .await
+            .handle(scheduled_event(30_000))
+            .await
+            .expect("drain invocation")
     }
 
     pub async fn drain_function(&self) -> DrainFunction {
@@ -160,7 +217,11 @@ impl TestApp {
     }
 
     pub async fn xlen(&self) -> u64 {
-        self.redis.clone().xlen(self.key("lead:imports")).await.unwrap()
+        self.redis
+            .clone()
+            .xlen(self.key("lead:imports"))
+            .await
+            .unwrap()
     }
 
     pub async fn pending_count(&self) -> u64 {
@@ -176,7 +237,11 @@ impl TestApp {
     }
 
     pub async fn lead_count(&self, import_id: &str) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM leads WHERE import_id = $1").bind(import_id).fetch_one(&self.db).await.unwrap()
+        sqlx::query_scalar("SELECT count(*) FROM leads WHERE import_id = $1")
+            .bind(import_id)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
     }
 
     /// SPEC §6's invariant for one finished job: rows = successful, processed = total,
@@ -186,14 +251,29 @@ impl TestApp {
         let progress = &doc["progress"];
         assert_eq!(progress["total"], total, "{doc}");
         assert_eq!(progress["processed"], total, "every lead counted: {doc}");
-        assert_eq!(progress["successful"].as_i64().unwrap(), self.lead_count(import_id).await, "rows = successful");
+        assert_eq!(
+            progress["successful"].as_i64().unwrap(),
+            self.lead_count(import_id).await,
+            "rows = successful"
+        );
         let errors = progress["errors"].as_array().unwrap();
-        assert_eq!(errors.len() as u64, progress["failed"].as_u64().unwrap(), "one reason per failed lead");
-        let mut indexes: Vec<u64> = errors.iter().map(|e| e["index"].as_u64().unwrap()).collect();
+        assert_eq!(
+            errors.len() as u64,
+            progress["failed"].as_u64().unwrap(),
+            "one reason per failed lead"
+        );
+        let mut indexes: Vec<u64> = errors
+            .iter()
+            .map(|e| e["index"].as_u64().unwrap())
+            .collect();
         let sorted = indexes.clone();
         indexes.dedup();
         assert_eq!(indexes, sorted, "errors sorted by index, none twice");
-        let duplicates: i64 = sqlx::query_scalar("SELECT count(*) - count(DISTINCT email) FROM leads").fetch_one(&self.db).await.unwrap();
+        let duplicates: i64 =
+            sqlx::query_scalar("SELECT count(*) - count(DISTINCT email) FROM leads")
+                .fetch_one(&self.db)
+                .await
+                .unwrap();
         assert_eq!(duplicates, 0, "no email stored twice");
         assert_eq!(self.pending_count().await, 0, "nothing left pending");
         doc
@@ -203,7 +283,9 @@ impl TestApp {
 fn redis_value_json(v: redis::Value) -> Value {
     match v {
         redis::Value::Int(i) => Value::from(i),
-        redis::Value::Array(items) => Value::Array(items.into_iter().map(redis_value_json).collect()),
+        redis::Value::Array(items) => {
+            Value::Array(items.into_iter().map(redis_value_json).collect())
+        }
         redis::Value::BulkString(b) => Value::from(String::from_utf8_lossy(&b).into_owned()),
         redis::Value::SimpleString(s) => Value::from(s),
         _ => Value::Null,
@@ -211,16 +293,22 @@ fn redis_value_json(v: redis::Value) -> Value {
 }
 
 /// The sample EventBridge event from `events/`, with an invocation deadline `ms` from now.
-pub fn scheduled_event(ms: u64) -> lambda_runtime::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<Value>> {
+pub fn scheduled_event(
+    ms: u64,
+) -> lambda_runtime::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<Value>> {
     let event = serde_json::from_str(&read_event("drain-scheduled.json")).unwrap();
     let mut context = lambda_runtime::Context::default();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     context.deadline = now + ms;
     lambda_runtime::LambdaEvent::new(event, context)
 }
 
 pub fn read_event(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"))).expect("event file")
+    std::fs::read_to_string(format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR")))
+        .expect("event file")
 }
 
 /// `n` leads as JSON objects; every `bad_every`-th has an invalid email, every

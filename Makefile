@@ -1,0 +1,48 @@
+# The two commands that matter: `make run` (the local stack) and `make test` (every test).
+# Both install what is missing (redis-server, PostgreSQL) when they can.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PYTHON ?= python3
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: run test deps fmt clippy unit migrate
+
+## run: build and start leads-local on 127.0.0.1:$PORT (default 3000), with private Redis and
+## Postgres unless REDIS_URL / DATABASE_URL are set. Ctrl-C stops everything.
+run: deps
+	$(CARGO) build -p leads-local
+	./target/debug/leads-local
+
+## test: formatting, lints and every test, against real Redis and Postgres servers.
+test: deps fmt clippy unit
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+## migrate: apply migrations/ to $DATABASE_URL.
+migrate:
+	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL=postgres://user@host:5432/db"; exit 1; }
+	$(CARGO) run -q -p leads-local -- migrate
+
+## deps: install redis-server and the PostgreSQL server binaries if they are missing.
+deps:
+	@if ! command -v redis-server >/dev/null; then \
+	  echo "installing redis-server"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; \
+	fi
+	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "installing PostgreSQL"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql >/dev/null; \
+	fi
+	@if [ "$$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then \
+	  echo "adding the postgres user (Postgres refuses to run as root)"; \
+	  useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/false postgres; \
+	fi
+	@command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install redis-server"; exit 1; }
