@@ -3,6 +3,9 @@
 //! Without REDIS_URL / DATABASE_URL it starts private servers and stops them on exit.
 //!
 //! `leads-local migrate` only applies the migrations to $DATABASE_URL and exits (`make migrate`).
+//! `leads-local servers` only starts the private servers, prints their URLs as `KEY=value`
+//! lines, and keeps them until SIGTERM or Ctrl-C (the Lambda emulator test runs the functions
+//! against them).
 
 use anyhow::Context as _;
 use shared::app::App;
@@ -49,8 +52,17 @@ async fn main() -> anyhow::Result<()> {
     }
     let port = config.port;
     let interval = config.drain_interval;
+    let servers_only = std::env::args().nth(1).as_deref() == Some("servers");
+    if servers_only {
+        println!("REDIS_URL={}\nDATABASE_URL={}", config.redis_url, config.database_url);
+    }
     let app = App::new(config)?;
     app.store.migrate().await.context("applying migrations")?;
+    if servers_only {
+        println!("ready");
+        shutdown_signal().await;
+        return Ok(());
+    }
 
     let drain = DrainFunction::new(app.clone()).await;
     let drain_loop = tokio::spawn(async move {

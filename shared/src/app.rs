@@ -43,6 +43,7 @@ impl App {
             longest_block,
         )
         .map_err(|_| StartupError::RedisUrl)?;
+        tracing::info!(consumer = %config.consumer_name, "clients built for this execution environment");
         Ok(App {
             config: Arc::new(config),
             store,

@@ -52,8 +52,13 @@ pub async fn handle_scheduled_drain(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let time_left =
-        Duration::from_millis(event.context.deadline.saturating_sub(now_ms)).saturating_sub(margin);
+    let time_left = time_left(event.context.deadline, now_ms).saturating_sub(margin);
+    tracing::debug!(
+        deadline_ms = event.context.deadline,
+        now_ms,
+        time_left_ms = time_left.as_millis() as u64,
+        "drain invoked"
+    );
     let outcome = drain.run_until(Instant::now() + time_left).await;
     match &outcome {
         Ok(report) => tracing::info!(
@@ -73,4 +78,42 @@ pub async fn handle_scheduled_drain(
         }
     }
     Ok(outcome?)
+}
+
+/// Time until the invocation's deadline. Lambda sends the deadline as epoch milliseconds;
+/// `cargo lambda watch` sends the timeout itself (600000), which would read as a deadline in
+/// 1970. A value too small to be an epoch time in this century is taken as such a budget.
+fn time_left(deadline_ms: u64, now_ms: u64) -> Duration {
+    const YEAR_2001_MS: u64 = 978_307_200_000;
+    if deadline_ms < YEAR_2001_MS {
+        Duration::from_millis(deadline_ms)
+    } else {
+        Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_epoch_deadline_counts_from_now() {
+        assert_eq!(
+            time_left(1_795_872_860_000, 1_795_872_800_000),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            time_left(1_795_872_700_000, 1_795_872_800_000),
+            Duration::ZERO,
+            "already past"
+        );
+    }
+
+    #[test]
+    fn the_emulators_relative_deadline_is_a_budget() {
+        assert_eq!(
+            time_left(600_000, 1_795_872_800_000),
+            Duration::from_secs(600)
+        );
+    }
 }

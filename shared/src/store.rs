@@ -241,16 +241,11 @@ impl Store {
             }
             outcomes.insert((chunk.import_id.clone(), chunk.seq), outcome);
         }
-        record_outcomes(
-            &mut tx,
-            mine.iter().map(|c| {
-                (
-                    c.import_id.as_str(),
-                    &outcomes[&(c.import_id.clone(), c.seq)],
-                )
-            }),
-        )
-        .await?;
+        let recorded: Vec<(&str, &ChunkOutcome)> = mine
+            .iter()
+            .map(|c| (c.import_id.as_str(), &outcomes[&(c.import_id.clone(), c.seq)]))
+            .collect();
+        record_outcomes(&mut tx, &recorded).await?;
         tx.commit().await?;
 
         let replayed: Vec<(&str, i32)> = keys
@@ -413,26 +408,24 @@ async fn insert_leads<'a>(
 
 async fn record_outcomes<'a>(
     tx: &mut sqlx::Transaction<'_, Postgres>,
-    outcomes: impl Iterator<Item = (&'a str, &'a ChunkOutcome)>,
+    outcomes: &[(&'a str, &'a ChunkOutcome)],
 ) -> Result<(), StoreError> {
+    // Nothing claimed (every entry a replay): no statement. `push_values` must not see an
+    // empty list (sqlx debug-asserts on it, which panicked every replay in debug builds).
+    if outcomes.is_empty() {
+        return Ok(());
+    }
     let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
         "UPDATE import_chunks AS c SET successful = v.successful, failed = v.failed, errors = v.errors, processed_at = now()
          FROM (",
     );
-    let mut any = false;
-    query.push_values(
-        outcomes.inspect(|_| any = true),
-        |mut row, (import_id, o)| {
-            row.push_bind(import_id)
-                .push_bind(o.seq as i32)
-                .push_bind(o.successful as i32)
-                .push_bind(o.failed as i32)
-                .push_bind(Json(&o.errors));
-        },
-    );
-    if !any {
-        return Ok(());
-    }
+    query.push_values(outcomes, |mut row, &(import_id, o)| {
+        row.push_bind(import_id)
+            .push_bind(o.seq as i32)
+            .push_bind(o.successful as i32)
+            .push_bind(o.failed as i32)
+            .push_bind(Json(&o.errors));
+    });
     query.push(
         ") AS v(import_id, seq, successful, failed, errors) WHERE c.import_id = v.import_id AND c.seq = v.seq",
     );
