@@ -3,6 +3,7 @@
 
 use crate::app::App;
 use crate::domain::ImportId;
+use crate::identity::Caller;
 use crate::import_plan::ImportPlan;
 use crate::import_request::ImportRequest;
 use crate::job_status::{JobSnapshot, JobStatus};
@@ -12,7 +13,7 @@ use crate::store::JobInsert;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -76,10 +77,11 @@ struct Accepted<'a> {
 
 async fn import_leads(
     State(app): State<App>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match accept_import(&app, &headers, body).await {
+    match accept_import(&app, &caller, &headers, body).await {
         Ok(response) => response,
         Err(problem) => problem.into_response(),
     }
@@ -87,6 +89,7 @@ async fn import_leads(
 
 async fn accept_import(
     app: &App,
+    caller: &Caller,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
@@ -100,7 +103,11 @@ async fn accept_import(
         ),
         _ => Problem::invalid_request("the request body could not be read", vec![]),
     })?;
-    let request = ImportRequest::parse(&body, app.config.max_leads_per_import)?;
+    let request = ImportRequest::parse_as(
+        &body,
+        app.config.max_leads_per_import,
+        caller.created_by()?.as_ref(),
+    )?;
     let plan = ImportPlan::new(request, app.config.batch_size);
     let import_id = plan.import_id.clone();
     let now = OffsetDateTime::now_utc();
@@ -204,8 +211,14 @@ fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
     ))
 }
 
-async fn job_status(State(app): State<App>, Path(raw_id): Path<String>) -> Response {
+async fn job_status(
+    State(app): State<App>,
+    caller: Caller,
+    raw_id: Result<Path<String>, PathRejection>,
+) -> Response {
     let result = async {
+        // A path segment that does not even decode (bad UTF-8) is as malformed as a bad id.
+        let raw_id = raw_id.map(|Path(id)| id).unwrap_or_default();
         let import_id = ImportId::parse(&raw_id).map_err(|m| {
             Problem::invalid_request(
                 m,
@@ -215,8 +228,11 @@ async fn job_status(State(app): State<App>, Path(raw_id): Path<String>) -> Respo
                 }],
             )
         })?;
-        current_status(&app, &import_id)
+        // Another caller's job answers exactly like an unknown one.
+        current_snapshot(&app, &import_id)
             .await?
+            .filter(|job| caller.may_see(&job.created_by))
+            .map(JobSnapshot::into_status)
             .ok_or_else(|| Problem::not_found(format!("no import with id {import_id}")))
     }
     .await;
@@ -229,8 +245,14 @@ async fn job_status(State(app): State<App>, Path(raw_id): Path<String>) -> Respo
 /// The job's document: from the cache, or rebuilt from Postgres when the cache has expired or
 /// Redis is unreachable (status keeps working through a Redis outage).
 async fn current_status(app: &App, import_id: &ImportId) -> Result<Option<JobStatus>, Problem> {
+    Ok(current_snapshot(app, import_id)
+        .await?
+        .map(JobSnapshot::into_status))
+}
+
+async fn current_snapshot(app: &App, import_id: &ImportId) -> Result<Option<JobSnapshot>, Problem> {
     match app.cache.get(import_id.as_str()).await {
-        Ok(Some(snapshot)) => return Ok(Some(snapshot.into_status())),
+        Ok(Some(snapshot)) => return Ok(Some(snapshot)),
         Ok(None) => {}
         Err(e) => {
             tracing::warn!(error = %e, import_id = %import_id, "status cache unreachable; reading Postgres")
@@ -241,7 +263,7 @@ async fn current_status(app: &App, import_id: &ImportId) -> Result<Option<JobSta
         .load_job(import_id.as_str())
         .await
         .map_err(unavailable("load the job"))?;
-    Ok(snapshot.map(JobSnapshot::into_status))
+    Ok(snapshot)
 }
 
 /// Logs what failed (the error's text, never a URL) and answers 503.

@@ -12,6 +12,13 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
+/// How deeply arrays and objects may nest in a request body. The request itself needs three
+/// levels (body, `leads`, one lead); the rest is room for fields the importer ignores.
+///
+/// serde_json stops at 128 levels for values it builds, but skips ignored values (unknown
+/// fields) iteratively without a limit; this check bounds both, before any parsing.
+pub const MAX_JSON_DEPTH: usize = 32;
+
 /// A well-formed import request.
 #[derive(Debug, Clone)]
 pub struct ImportRequest {
@@ -23,6 +30,24 @@ pub struct ImportRequest {
 impl ImportRequest {
     /// Parses a request body; `max_leads` is `MAX_LEADS_PER_IMPORT`.
     pub fn parse(body: &[u8], max_leads: usize) -> Result<Self, Problem> {
+        Self::parse_as(body, max_leads, None)
+    }
+
+    /// Parses a request body sent by a verified `caller` (see [`crate::identity`]): an absent
+    /// `createdBy` becomes the caller, one naming anybody else is refused with `403`.
+    pub fn parse_as(
+        body: &[u8],
+        max_leads: usize,
+        caller: Option<&CreatedBy>,
+    ) -> Result<Self, Problem> {
+        if let Err(depth) = check_depth(body, MAX_JSON_DEPTH) {
+            return Err(Problem::invalid_request(
+                format!(
+                    "the body nests arrays and objects {depth} levels deep; at most {MAX_JSON_DEPTH} are allowed"
+                ),
+                vec![],
+            ));
+        }
         let raw: RawRequest = serde_json::from_slice(body).map_err(|e| {
             Problem::invalid_request(
                 format!("the body is not valid JSON for an import: {e}"),
@@ -46,12 +71,22 @@ impl ImportRequest {
                 None
             }
         };
-        let created_by = raw
-            .created_by
-            .required("createdBy")
-            .and_then(CreatedBy::parse)
-            .map_err(|e| errors.push(param("/createdBy", &e.message)))
-            .ok();
+        let created_by = match (caller, &raw.created_by) {
+            (Some(caller), JsonText::Absent) => Some(caller.clone()),
+            _ => raw
+                .created_by
+                .required("createdBy")
+                .and_then(CreatedBy::parse)
+                .map_err(|e| errors.push(param("/createdBy", &e.message)))
+                .ok(),
+        };
+        if let (Some(caller), Some(named)) = (caller, &created_by)
+            && caller != named
+        {
+            return Err(crate::identity::forbidden(
+                "createdBy must be the authenticated caller; leave it out to use your identity",
+            ));
+        }
         let leads = match raw.leads {
             LeadsField::Absent => {
                 errors.push(param("/leads", "leads is required"));
@@ -95,6 +130,35 @@ impl ImportRequest {
             )),
         }
     }
+}
+
+/// Fails with the depth reached when `[`/`{` nest deeper than `max` outside strings. Bytes that
+/// are not JSON are left for the parser to refuse.
+fn check_depth(body: &[u8], max: usize) -> Result<(), usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Err(depth);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn param(pointer: &str, message: &str) -> InvalidParam {
@@ -266,10 +330,102 @@ mod tests {
     }
 
     #[test]
+    fn nesting_is_bounded_even_in_ignored_fields() {
+        let nested = |depth: usize| {
+            // body, leads and the lead are 3 levels; `x` adds the rest.
+            let inner = depth - 3;
+            format!(
+                r#"{{"leads":[{{"x":{}{},"s":"[[[[\"{{"}}],"createdBy":"u"}}"#,
+                "[".repeat(inner),
+                "]".repeat(inner)
+            )
+        };
+        assert!(parse(&nested(MAX_JSON_DEPTH)).is_ok());
+        let p = parse(&nested(MAX_JSON_DEPTH + 1)).unwrap_err();
+        assert_eq!(p.status, 400);
+        assert!(p.detail.contains("at most 32"), "{}", p.detail);
+    }
+
+    #[test]
     fn non_utf8_is_refused() {
         let mut body = br#"{"leads":[{"fullName":""#.to_vec();
         body.extend_from_slice(&[0xff, 0xfe]);
         body.extend_from_slice(br#""}],"createdBy":"u"}"#);
         assert_eq!(ImportRequest::parse(&body, 3).unwrap_err().status, 400);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::domain::strategies::{json_value, key, text};
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// A rejection is a 4xx problem with a reason, and every listed error has a pointer and a
+    /// message.
+    fn assert_clear(p: &Problem) -> Result<(), TestCaseError> {
+        prop_assert!(matches!(p.status, 400 | 403 | 413), "{}", p.status);
+        prop_assert!(!p.detail.is_empty() && !p.title.is_empty());
+        for e in &p.errors {
+            prop_assert!(e.pointer.starts_with('/') && !e.message.is_empty());
+        }
+        Ok(())
+    }
+
+    fn request_like() -> impl Strategy<Value = Value> {
+        let lead = prop::collection::vec((key(), text().prop_map(Value::from)), 0..6)
+            .prop_map(|pairs| Value::Object(pairs.into_iter().collect()));
+        (
+            prop::option::of(prop_oneof![text().prop_map(Value::from), json_value()]),
+            prop::option::of(prop_oneof![text().prop_map(Value::from), json_value()]),
+            prop::option::of(prop_oneof![
+                prop::collection::vec(prop_oneof![4 => lead, 1 => json_value()], 0..5)
+                    .prop_map(Value::from),
+                json_value()
+            ]),
+        )
+            .prop_map(|(id, by, leads)| {
+                let mut map = serde_json::Map::new();
+                id.map(|v| map.insert("importId".into(), v));
+                by.map(|v| map.insert("createdBy".into(), v));
+                leads.map(|v| map.insert("leads".into(), v));
+                Value::Object(map)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_never_panic_and_rejections_are_clear(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            if let Err(p) = ImportRequest::parse(&bytes, 3) {
+                assert_clear(&p)?;
+            }
+        }
+
+        #[test]
+        fn any_json_never_panics_and_rejections_are_clear(value in prop_oneof![json_value(), request_like()]) {
+            let body = serde_json::to_vec(&value).unwrap();
+            match ImportRequest::parse(&body, 3) {
+                Ok(request) => {
+                    prop_assert!((1..=3).contains(&request.leads.len()));
+                    // The parsed ids are already normal: parsing them again changes nothing.
+                    prop_assert_eq!(CreatedBy::parse(request.created_by.as_str()), Ok(request.created_by.clone()));
+                    if let Some(id) = &request.import_id {
+                        prop_assert_eq!(ImportId::parse(id.as_str()), Ok(id.clone()));
+                    }
+                }
+                Err(p) => assert_clear(&p)?,
+            }
+        }
+
+        #[test]
+        fn a_verified_caller_is_the_creator_or_the_request_is_refused(value in request_like(), caller in "[a-z0-9]{1,8}") {
+            let caller = CreatedBy::parse(&caller).unwrap();
+            let body = serde_json::to_vec(&value).unwrap();
+            match ImportRequest::parse_as(&body, 3, Some(&caller)) {
+                Ok(request) => prop_assert_eq!(request.created_by, caller),
+                Err(p) => assert_clear(&p)?,
+            }
+        }
     }
 }

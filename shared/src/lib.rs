@@ -11,6 +11,7 @@
 //! * [`queue`] is the Redis stream `lead:imports` with its consumer group and dead letters;
 //!   [`status_cache`] is the `import:job:{id}` hash clients poll.
 //! * [`drain`] moves entries from the stream to Postgres, one time-bounded batch per call.
+//! * [`identity`] reads the caller from the authorizer's request context.
 //! * [`http`] is the API (axum routers served by `lambda_http` and by the local run);
 //!   [`problem`] is its only error shape; [`job_status`] its status document.
 //! * [`config`] reads every knob; [`telemetry`] sets up logs.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod domain;
 pub mod drain;
 pub mod http;
+pub mod identity;
 pub mod import_plan;
 pub mod import_request;
 pub mod job_status;

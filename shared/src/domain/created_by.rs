@@ -65,3 +65,20 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::domain::strategies::text;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn never_panics_and_normalization_is_idempotent(raw in text()) {
+            match CreatedBy::parse(&raw) {
+                Ok(by) => prop_assert_eq!(CreatedBy::parse(by.as_str()), Ok(by.clone())),
+                Err(e) => prop_assert!(!e.message.is_empty()),
+            }
+        }
+    }
+}

@@ -90,3 +90,38 @@ mod tests {
         assert_eq!(Email::parse(&long).unwrap_err().code, "too_long");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::domain::strategies::text;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn never_panics_and_normalization_is_idempotent(raw in text()) {
+            match Email::parse(&raw) {
+                Ok(email) => {
+                    prop_assert_eq!(Email::parse(email.as_str()), Ok(email.clone()));
+                    prop_assert_eq!(email.as_str(), email.as_str().trim().to_lowercase());
+                    prop_assert!(email.as_str().chars().count() <= MAX_LEN);
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.field, "email");
+                    prop_assert!(!e.message.is_empty() && !e.code.is_empty());
+                }
+            }
+        }
+
+        #[test]
+        fn case_and_surrounding_space_do_not_matter(
+            local in "[a-z0-9._+-]{1,16}",
+            domain in "[a-z0-9]{1,10}\\.[a-z]{2,4}",
+            pad in "[ \t]{0,3}",
+        ) {
+            let raw = format!("{local}@{domain}");
+            let upper = format!("{pad}{}{pad}", raw.to_uppercase());
+            prop_assert_eq!(Email::parse(&raw).ok(), Email::parse(&upper).ok());
+        }
+    }
+}

@@ -85,3 +85,29 @@ mod tests {
         assert_eq!(ImportId::parse(id.as_str()).unwrap(), id);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::domain::strategies::text;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn only_the_charset_passes_and_parsing_is_idempotent(raw in text()) {
+            match ImportId::parse(&raw) {
+                Ok(id) => {
+                    prop_assert_eq!(ImportId::parse(id.as_str()), Ok(id.clone()));
+                    prop_assert!((1..=MAX_LEN).contains(&id.as_str().len()));
+                    prop_assert!(id.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b".:_-".contains(&b)));
+                }
+                Err(message) => prop_assert!(!message.is_empty()),
+            }
+        }
+
+        #[test]
+        fn every_id_in_the_charset_passes(id in "[A-Za-z0-9][A-Za-z0-9._:-]{0,127}") {
+            prop_assert_eq!(ImportId::parse(&id).map(|p| p.as_str().to_owned()), Ok(id));
+        }
+    }
+}

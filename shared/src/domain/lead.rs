@@ -199,3 +199,48 @@ mod tests {
         assert!(parse(r#"{"fullName":"Ada","email":"a@b.co","company":{"name":"X"}}"#).is_ok());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::domain::strategies::{json_value, key, text};
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Objects shaped like leads, with any value in any field.
+    fn lead_like() -> impl Strategy<Value = Value> {
+        prop::collection::vec(
+            (
+                key(),
+                prop_oneof![3 => text().prop_map(Value::from), 1 => json_value()],
+            ),
+            0..8,
+        )
+        .prop_map(|pairs| Value::Object(pairs.into_iter().collect()))
+    }
+
+    proptest! {
+        #[test]
+        fn any_json_is_a_lead_input_and_judging_it_never_panics(value in prop_oneof![json_value(), lead_like()]) {
+            let input: LeadInput = serde_json::from_value(value).expect("any JSON value is a LeadInput");
+            match Lead::parse(&input) {
+                Ok(lead) => {
+                    // Normalizing is idempotent: the stored lead, sent again, is itself.
+                    let again: LeadInput = serde_json::from_value(serde_json::to_value(&lead).unwrap()).unwrap();
+                    prop_assert_eq!(Lead::parse(&again), Ok(lead));
+                }
+                Err(e) => {
+                    prop_assert!(!e.message.is_empty(), "a rejection has a reason");
+                    prop_assert!(!e.code.is_empty());
+                }
+            }
+        }
+
+        #[test]
+        fn any_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(input) = serde_json::from_slice::<LeadInput>(&bytes) {
+                let _ = Lead::parse(&input);
+            }
+        }
+    }
+}

@@ -82,3 +82,58 @@ pub(crate) use closed_set;
 pub(crate) fn is_control(c: char) -> bool {
     c.is_control()
 }
+
+/// Property-test strategies shared by the domain's and the request parser's proptests.
+#[cfg(test)]
+pub(crate) mod strategies {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Any JSON value, nested a few levels, with text that is often near a valid field.
+    pub(crate) fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            text().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::vec((key(), inner), 0..6)
+                    .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Keys that are often the request's own.
+    pub(crate) fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "importId",
+                "createdBy",
+                "leads",
+                "fullName",
+                "email",
+                "phone",
+                "status",
+                "source",
+            ])
+            .prop_map(str::to_owned),
+            any::<String>(),
+        ]
+    }
+
+    /// Text: anything, or something shaped like a field value.
+    pub(crate) fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[ \t]{0,2}[A-Za-z0-9._%+-]{1,12}@[A-Za-z0-9-]{1,8}\\.[A-Za-z]{2,5}[ \t]{0,2}",
+            "[ ]?\\+?[0-9 ().-]{5,20}",
+            "[ ]?[A-Za-z][A-Za-z ,.'-]{0,30}",
+            "(?i)(new|contacted|qualified|lost|website|cold_call|other|referral)",
+            "[A-Za-z0-9][A-Za-z0-9._:-]{0,20}",
+        ]
+    }
+}

@@ -82,3 +82,39 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::domain::strategies::text;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn never_panics_and_normalization_is_idempotent(raw in text()) {
+            match Phone::parse(&raw) {
+                Ok(phone) => {
+                    prop_assert_eq!(Phone::parse(phone.as_str()), Ok(phone.clone()));
+                    let digits = phone.as_str().strip_prefix('+').unwrap();
+                    prop_assert!((7..=15).contains(&digits.len()));
+                    prop_assert!(digits.bytes().all(|b| b.is_ascii_digit()));
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.field, "phone");
+                    prop_assert!(!e.message.is_empty());
+                }
+            }
+        }
+
+        #[test]
+        fn punctuation_is_stripped(digits in "[1-9][0-9]{6,14}", seps in prop::collection::vec("[ .()-]{0,2}", 15)) {
+            let mut typed = String::from("+");
+            for (d, sep) in digits.chars().zip(seps.iter()) {
+                typed.push(d);
+                typed.push_str(sep);
+            }
+            let phone = Phone::parse(&typed).unwrap();
+            prop_assert_eq!(phone.as_str(), format!("+{digits}"));
+        }
+    }
+}

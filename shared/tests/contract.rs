@@ -1,0 +1,270 @@
+//! `openapi.yaml` is the contract: real responses, from the real routers against real Redis and
+//! Postgres, are checked against the response the contract documents for their operation and
+//! status code (documented status, documented media type, body valid against its schema).
+
+mod support;
+
+use http::StatusCode;
+use serde_json::{Value, json};
+use support::{Answer, spawn_app, spawn_app_with, synthetic_leads};
+
+fn spec() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml"))
+        .expect("openapi.yaml at the repository root");
+    serde_yaml::from_str(&text).expect("openapi.yaml is YAML")
+}
+
+/// Follows a local `$ref` (`#/components/...`).
+fn deref<'a>(spec: &'a Value, node: &'a Value) -> &'a Value {
+    match node.get("$ref").and_then(Value::as_str) {
+        Some(r) => spec
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("unresolved $ref {r}")),
+        None => node,
+    }
+}
+
+/// A validator for one schema node of the spec, with `#/components/...` references resolvable.
+fn validator(spec: &Value, schema: &Value) -> jsonschema::Validator {
+    let mut root = schema.clone();
+    root.as_object_mut()
+        .expect("a schema object")
+        .insert("components".into(), spec["components"].clone());
+    jsonschema::draft202012::new(&root).expect("a valid JSON Schema")
+}
+
+/// Asserts that `answer` is what the contract documents for `method path`.
+fn conforms(spec: &Value, method: &str, path: &str, answer: &Answer) {
+    let operation = &spec["paths"][path][method];
+    assert!(operation.is_object(), "{method} {path} is documented");
+    let code = answer.status.as_str();
+    let response = deref(
+        spec,
+        operation["responses"]
+            .get(code)
+            .unwrap_or_else(|| panic!("{method} {path}: status {code} is not documented")),
+    );
+    let media = answer.content_type.split(';').next().unwrap().trim();
+    let schema = response["content"]
+        .get(media)
+        .map(|c| &c["schema"])
+        .unwrap_or_else(|| panic!("{method} {path} {code}: media type {media:?} not documented"));
+    let v = validator(spec, schema);
+    let errors: Vec<String> = v
+        .iter_errors(&answer.body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {code}: {} does not match the contract: {errors:?}",
+        answer.body
+    );
+}
+
+const IMPORT: &str = "/leads/import";
+const STATUS: &str = "/leads/import/{importId}/status";
+
+#[test]
+fn the_contract_is_openapi_3_1_with_both_operations_and_valid_examples() {
+    let spec = spec();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert_eq!(spec["paths"][IMPORT]["post"]["operationId"], "importLeads");
+    assert_eq!(
+        spec["paths"][STATUS]["get"]["operationId"],
+        "getImportStatus"
+    );
+    // Every example of a body validates against its own schema.
+    let mut checked = 0;
+    let mut stack = vec![&spec["paths"], &spec["components"]["responses"]];
+    while let Some(node) = stack.pop() {
+        match node {
+            Value::Object(map) => {
+                if let (Some(schema), Some(Value::Object(examples))) =
+                    (map.get("schema"), map.get("examples"))
+                {
+                    let v = validator(&spec, schema);
+                    for (name, example) in examples {
+                        let errors: Vec<String> = v
+                            .iter_errors(&example["value"])
+                            .map(|e| e.to_string())
+                            .collect();
+                        assert!(errors.is_empty(), "example {name}: {errors:?}");
+                        checked += 1;
+                    }
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    assert!(checked >= 6, "examples checked: {checked}");
+}
+
+#[tokio::test]
+async fn real_responses_of_a_whole_job_match_the_contract() {
+    let spec = spec();
+    let t = spawn_app().await;
+    let mut leads = synthetic_leads(60, "contract", 7, 11);
+    leads.push(json!(42));
+    leads.push(json!({"fullName": "Ada", "email": "ada@x.io", "status": "HOT"}));
+    let body = json!({"importId": "contract-1", "leads": leads, "createdBy": "u1"}).to_string();
+
+    let accepted = t.post_import(&body).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+    conforms(&spec, "post", IMPORT, &accepted);
+
+    let pending = t.get_status("contract-1").await;
+    assert_eq!(pending.body["status"], "pending");
+    conforms(&spec, "get", STATUS, &pending);
+
+    let retry = t.post_import(&body).await;
+    assert_eq!(retry.status, StatusCode::OK);
+    conforms(&spec, "post", IMPORT, &retry);
+
+    t.drain_once().await;
+    let processing = t.get_status("contract-1").await;
+    conforms(&spec, "get", STATUS, &processing);
+    t.drain_all().await;
+    let done = t.get_status("contract-1").await;
+    assert_eq!(done.body["status"], "completed");
+    assert!(
+        !done.body["progress"]["errors"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    conforms(&spec, "get", STATUS, &done);
+
+    let generated = t
+        .post_import(r#"{"leads":[{"fullName":"B","email":"b@x.io"}],"createdBy":"u1"}"#)
+        .await;
+    conforms(&spec, "post", IMPORT, &generated);
+}
+
+#[tokio::test]
+async fn real_problems_match_the_contract() {
+    let spec = spec();
+    let t = spawn_app_with(&[("MAX_LEADS_PER_IMPORT", "2")]).await;
+    let lead = json!({"fullName": "A", "email": "a@b.co"});
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("application/json", b"{".to_vec(), 400),
+        (
+            "application/json",
+            br#"{"leads":[],"importId":"a b"}"#.to_vec(),
+            400,
+        ),
+        (
+            "application/json",
+            json!({"leads": [lead, lead, lead], "createdBy": "u"})
+                .to_string()
+                .into_bytes(),
+            413,
+        ),
+        ("text/csv", b"fullName,email".to_vec(), 415),
+        (
+            "application/json",
+            vec![b' '; shared::http::MAX_BODY_BYTES + 1],
+            413,
+        ),
+    ];
+    for (content_type, body, expected) in cases {
+        let answer = t.post_import_as(content_type, body).await;
+        assert_eq!(answer.status.as_u16(), expected, "{}", answer.body);
+        conforms(&spec, "post", IMPORT, &answer);
+    }
+    t.post_import(&json!({"importId": "c", "leads": [lead], "createdBy": "u"}).to_string())
+        .await;
+    let conflict = t
+        .post_import(&json!({"importId": "c", "leads": [lead], "createdBy": "v"}).to_string())
+        .await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT);
+    conforms(&spec, "post", IMPORT, &conflict);
+
+    let unknown = t.get_status("never").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    conforms(&spec, "get", STATUS, &unknown);
+    let malformed = t.get_status("bad%20id").await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    conforms(&spec, "get", STATUS, &malformed);
+    let not_utf8 = t.get_status("%FF%FE").await;
+    assert_eq!(not_utf8.status, StatusCode::BAD_REQUEST);
+    conforms(&spec, "get", STATUS, &not_utf8);
+    let wrong_method = t
+        .call(
+            http::Request::put(IMPORT)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    conforms(&spec, "post", IMPORT, &wrong_method);
+}
+
+#[tokio::test]
+async fn unavailable_matches_the_contract() {
+    let spec = spec();
+    let t = spawn_app_with(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
+    let answer = t
+        .post_import(r#"{"leads":[{"fullName":"A","email":"a@b.co"}],"createdBy":"u"}"#)
+        .await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    conforms(&spec, "post", IMPORT, &answer);
+}
+
+/// The checker itself is not vacuous: wrong bodies, statuses and media types are caught.
+#[test]
+fn the_checker_catches_what_breaks_the_contract() {
+    let spec = spec();
+    let answer = |status: u16, content_type: &str, body: Value| Answer {
+        status: StatusCode::from_u16(status).unwrap(),
+        content_type: content_type.into(),
+        location: None,
+        body,
+    };
+    let fails = |method: &'static str, path: &'static str, a: Answer| {
+        let spec = spec.clone();
+        std::panic::catch_unwind(move || conforms(&spec, method, path, &a)).is_err()
+    };
+    let accepted = json!({"importId": "a", "status": "pending", "total": 1, "statusUrl": "/leads/import/a/status"});
+    conforms(
+        &spec,
+        "post",
+        IMPORT,
+        &answer(202, "application/json", accepted.clone()),
+    );
+    let mut extra = accepted.clone();
+    extra["secret"] = json!("x");
+    assert!(fails(
+        "post",
+        IMPORT,
+        answer(202, "application/json", extra)
+    ));
+    let mut bad_id = accepted.clone();
+    bad_id["importId"] = json!("a b");
+    assert!(fails(
+        "post",
+        IMPORT,
+        answer(202, "application/json", bad_id)
+    ));
+    assert!(fails(
+        "post",
+        IMPORT,
+        answer(500, "application/problem+json", json!({}))
+    ));
+    assert!(fails("post", IMPORT, answer(202, "text/plain", accepted)));
+    let status = json!({"importId": "a", "status": "done", "progress": {"total": 1, "processed": 1, "successful": 1, "failed": 0, "errors": []}, "createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-01T00:00:00.000Z"});
+    assert!(fails(
+        "get",
+        STATUS,
+        answer(200, "application/json", status)
+    ));
+    assert!(fails(
+        "get",
+        STATUS,
+        answer(
+            404,
+            "application/problem+json",
+            json!({"title": "Not found"})
+        )
+    ));
+}

@@ -1,0 +1,174 @@
+//! Who may see a job (issue 6 item 4), shown by replaying API Gateway v2 events with a JWT
+//! authorizer's claims (and an IAM identity) through `lambda_http`, as deployed.
+//!
+//! With an authorizer: `createdBy` comes from the caller (a body naming someone else is 403),
+//! and only the creator reads the status; anyone else gets the 404 of an unknown id. Without
+//! one (the local run, `events/import-seed.json`), the body's `createdBy` is trusted.
+
+mod support;
+
+use lambda_http::Service;
+use serde_json::{Value, json};
+use support::{read_event, spawn_app};
+
+const CREATOR: &str = "507f1f77bcf86cd799439011";
+
+async fn replay(router: axum::Router, event: &str) -> (u64, Value) {
+    let request: lambda_http::request::LambdaRequest =
+        serde_json::from_str(event).expect("an API Gateway v2 event");
+    let response = lambda_http::Adapter::from(router)
+        .call(lambda_runtime::LambdaEvent::new(
+            request,
+            lambda_runtime::Context::default(),
+        ))
+        .await
+        .unwrap();
+    let response = serde_json::to_value(response).unwrap();
+    let body = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    (response["statusCode"].as_u64().unwrap(), body)
+}
+
+async fn stored_creator(t: &support::TestApp, import_id: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT created_by FROM import_jobs WHERE import_id = $1")
+        .bind(import_id)
+        .fetch_optional(&t.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_jwt_subject_is_the_creator_and_only_it_sees_the_job() {
+    let t = spawn_app().await;
+    let import = || shared::http::import_router(t.app.clone());
+    let status = || shared::http::status_router(t.app.clone());
+
+    // Before the import, another user's view of the id: an unknown job.
+    let unknown = replay(status(), &read_event("status-other-user.json")).await;
+    assert_eq!(unknown.0, 404);
+
+    // The body has no createdBy: the JWT's sub becomes the creator.
+    let (code, body) = replay(import(), &read_event("import-jwt.json")).await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(
+        stored_creator(&t, "unique-import-id").await.as_deref(),
+        Some(CREATOR)
+    );
+    t.drain_all().await;
+    let (stored_by,): (String,) =
+        sqlx::query_as("SELECT created_by FROM leads WHERE import_id = 'unique-import-id'")
+            .fetch_one(&t.db)
+            .await
+            .unwrap();
+    assert_eq!(stored_by, CREATOR);
+
+    // The creator reads the status.
+    let (code, doc) = replay(status(), &read_event("status-jwt.json")).await;
+    assert_eq!((code, doc["status"].as_str()), (200, Some("completed")));
+
+    // Another user gets exactly the 404 of an unknown id (from the cache and from Postgres).
+    let other = replay(status(), &read_event("status-other-user.json")).await;
+    assert_eq!(other, unknown, "indistinguishable from an unknown id");
+    redis::cmd("DEL")
+        .arg(t.key("import:job:unique-import-id"))
+        .query_async::<()>(&mut t.redis.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        replay(status(), &read_event("status-other-user.json")).await,
+        unknown
+    );
+    assert_eq!(
+        replay(status(), &read_event("status-jwt.json")).await.0,
+        200
+    );
+
+    // An IAM principal that is not the creator does not see it either.
+    assert_eq!(
+        replay(status(), &read_event("status-iam.json")).await,
+        unknown
+    );
+}
+
+#[tokio::test]
+async fn a_body_naming_another_creator_is_403_and_queues_nothing() {
+    let t = spawn_app().await;
+    let (code, body) = replay(
+        shared::http::import_router(t.app.clone()),
+        &read_event("import-jwt-other-creator.json"),
+    )
+    .await;
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(body["type"], "https://leads.example.com/problems/forbidden");
+    assert_eq!(t.xlen().await, 0);
+    assert_eq!(stored_creator(&t, "impersonation-attempt").await, None);
+
+    // Naming oneself is fine.
+    let mut event: Value = serde_json::from_str(&read_event("import-jwt.json")).unwrap();
+    let mut request: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+    request["createdBy"] = json!(CREATOR);
+    event["body"] = json!(request.to_string());
+    event["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("content-length");
+    let (code, _) = replay(
+        shared::http::import_router(t.app.clone()),
+        &event.to_string(),
+    )
+    .await;
+    assert_eq!(code, 202);
+}
+
+#[tokio::test]
+async fn an_iam_caller_is_the_creator() {
+    let t = spawn_app().await;
+    let iam: Value = serde_json::from_str(&read_event("status-iam.json")).unwrap();
+    let arn = iam["requestContext"]["authorizer"]["iam"]["userArn"].clone();
+    let mut event: Value = serde_json::from_str(&read_event("import-jwt.json")).unwrap();
+    event["requestContext"]["authorizer"] = iam["requestContext"]["authorizer"].clone();
+    let (code, body) = replay(
+        shared::http::import_router(t.app.clone()),
+        &event.to_string(),
+    )
+    .await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(
+        stored_creator(&t, "unique-import-id").await,
+        arn.as_str().map(str::to_owned)
+    );
+    let (code, _) = replay(
+        shared::http::status_router(t.app.clone()),
+        &read_event("status-iam.json"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, _) = replay(
+        shared::http::status_router(t.app.clone()),
+        &read_event("status-jwt.json"),
+    )
+    .await;
+    assert_eq!(code, 404, "a JWT user is not the IAM principal");
+}
+
+#[tokio::test]
+async fn without_an_authorizer_the_body_is_trusted_and_anyone_reads() {
+    let t = spawn_app().await;
+    let (code, _) = replay(
+        shared::http::import_router(t.app.clone()),
+        &read_event("import-seed.json"),
+    )
+    .await;
+    assert_eq!(code, 202);
+    assert_eq!(
+        stored_creator(&t, "unique-import-id").await.as_deref(),
+        Some(CREATOR)
+    );
+    // The unauthenticated status event reads it; so does the local router.
+    let (code, _) = replay(
+        shared::http::status_router(t.app.clone()),
+        &read_event("status.json"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(t.get_status("unique-import-id").await.status, 200);
+}

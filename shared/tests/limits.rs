@@ -1,0 +1,415 @@
+//! Hard limits (issue 6 item 3): each one answers a clear `application/problem+json` and
+//! leaves nothing behind — no stream entry, no job row, no cache key. The Lambda path (API
+//! Gateway event through `lambda_http`) answers the same as the local router.
+
+mod support;
+
+use http::StatusCode;
+use lambda_http::Service;
+use serde_json::{Value, json};
+use support::{Answer, TestApp, read_event, spawn_app};
+
+fn lead() -> Value {
+    json!({"fullName": "Ada Lovelace", "email": "ada@example.com"})
+}
+
+/// The answer is a problem of `status` whose `type` ends with `slug`.
+fn assert_problem(answer: &Answer, status: u16, slug: &str) {
+    assert_eq!(answer.status.as_u16(), status, "{}", answer.body);
+    assert_eq!(answer.content_type, "application/problem+json");
+    assert_eq!(answer.body["status"], status);
+    let kind = answer.body["type"].as_str().unwrap();
+    assert!(kind.ends_with(&format!("/{slug}")), "{kind} is {slug}");
+    assert!(!answer.body["detail"].as_str().unwrap().is_empty());
+    assert!(!answer.body["title"].as_str().unwrap().is_empty());
+}
+
+/// The message of the error at `pointer`.
+fn message_at<'a>(answer: &'a Answer, pointer: &str) -> &'a str {
+    answer.body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("errors in {}", answer.body))
+        .iter()
+        .find(|e| e["pointer"] == pointer)
+        .unwrap_or_else(|| panic!("an error at {pointer} in {}", answer.body))["message"]
+        .as_str()
+        .unwrap()
+}
+
+async fn assert_nothing_left(t: &TestApp) {
+    assert_eq!(t.xlen().await, 0, "nothing queued");
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM import_jobs")
+        .fetch_one(&t.db)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 0, "no job recorded");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", t.prefix))
+        .query_async(&mut t.redis.clone())
+        .await
+        .unwrap();
+    let job_keys: Vec<&String> = keys.iter().filter(|k| k.contains("import:job")).collect();
+    assert!(job_keys.is_empty(), "no cache key: {job_keys:?}");
+}
+
+#[tokio::test]
+async fn body_over_6_mb_is_413_and_6_mb_is_read() {
+    let t = spawn_app().await;
+    let over = t
+        .post_import_as(
+            "application/json",
+            vec![b' '; shared::http::MAX_BODY_BYTES + 1],
+        )
+        .await;
+    assert_problem(&over, 413, "body-too-large");
+    assert!(over.body["detail"].as_str().unwrap().contains("6291456"));
+    // Exactly 6 MB is read (and judged on its content: whitespace is not JSON).
+    let at = t
+        .post_import_as("application/json", vec![b' '; shared::http::MAX_BODY_BYTES])
+        .await;
+    assert_problem(&at, 400, "invalid-request");
+    assert_nothing_left(&t).await;
+}
+
+#[tokio::test]
+async fn more_leads_than_the_default_limit_is_413() {
+    let t = spawn_app().await;
+    assert_eq!(
+        t.app.config.max_leads_per_import, 10_000,
+        "documented default"
+    );
+    let leads = vec![json!({}); 10_001];
+    let answer = t
+        .post_import(&json!({"leads": leads, "createdBy": "u"}).to_string())
+        .await;
+    assert_problem(&answer, 413, "too-many-leads");
+    assert!(answer.body["detail"].as_str().unwrap().contains("10000"));
+    assert_nothing_left(&t).await;
+}
+
+#[tokio::test]
+async fn request_field_lengths_are_400() {
+    let t = spawn_app().await;
+    let long_id = t
+        .post_import(
+            &json!({"importId": "x".repeat(129), "leads": [lead()], "createdBy": "u"}).to_string(),
+        )
+        .await;
+    assert_problem(&long_id, 400, "invalid-request");
+    assert!(message_at(&long_id, "/importId").contains("128"));
+    let long_creator = t
+        .post_import(&json!({"leads": [lead()], "createdBy": "u".repeat(129)}).to_string())
+        .await;
+    assert_problem(&long_creator, 400, "invalid-request");
+    assert!(message_at(&long_creator, "/createdBy").contains("128"));
+    assert_nothing_left(&t).await;
+}
+
+#[tokio::test]
+async fn lead_field_lengths_fail_that_lead_alone() {
+    let t = spawn_app().await;
+    let leads = json!([
+        {"fullName": "n".repeat(201), "email": "a@example.com"},
+        {"fullName": "Ok", "email": format!("{}@{}.com", "a".repeat(64), "b".repeat(190))},
+        {"fullName": "Ok", "email": "c@example.com", "phone": format!("+{}", "1".repeat(16))},
+        {"fullName": "é".repeat(200), "email": "d@example.com"},
+    ]);
+    let answer = t
+        .post_import(&json!({"importId": "lengths", "leads": leads, "createdBy": "u"}).to_string())
+        .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED);
+    t.drain_all().await;
+    let doc = t.assert_job_accounted("lengths", 4).await;
+    let codes: Vec<(u64, &str)> = doc["progress"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["index"].as_u64().unwrap(), e["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        codes,
+        [(0, "too_long"), (1, "too_long"), (2, "invalid_phone")]
+    );
+    assert_eq!(
+        doc["progress"]["successful"], 1,
+        "200 characters (not bytes) pass"
+    );
+}
+
+#[tokio::test]
+async fn deep_json_nesting_is_400_not_a_stack_overflow() {
+    let t = spawn_app().await;
+    // serde_json alone would refuse 128+ levels in values it builds but skip ignored ones
+    // without a limit: the parser bounds every level, known field or not, at MAX_JSON_DEPTH.
+    let max = shared::import_request::MAX_JSON_DEPTH;
+    for depth in [max + 1, 129, 100_000] {
+        let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        for body in [
+            format!(
+                r#"{{"leads":[{{"fullName":"A","email":"a@b.co","x":{deep}}}],"createdBy":"u"}}"#
+            ),
+            format!(
+                r#"{{"extra":{deep},"leads":[{{"fullName":"A","email":"a@b.co"}}],"createdBy":"u"}}"#
+            ),
+            format!(r#"{{"leads":{deep},"createdBy":"u"}}"#),
+            format!(r#"{{"leads":[{{"fullName":{deep},"email":"a@b.co"}}],"createdBy":"u"}}"#),
+        ] {
+            let answer = t.post_import(&body).await;
+            assert_problem(&answer, 400, "invalid-request");
+            assert!(
+                answer.body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("levels deep"),
+                "{}",
+                answer.body
+            );
+        }
+    }
+    assert_nothing_left(&t).await;
+    // Up to the limit, nesting in an unknown field is ignored.
+    let inner = max - 3;
+    let at_limit = format!(
+        r#"{{"leads":[{{"fullName":"A","email":"a@b.co","meta":{}{}}}],"createdBy":"u"}}"#,
+        "[".repeat(inner),
+        "]".repeat(inner)
+    );
+    assert_eq!(t.post_import(&at_limit).await.status, StatusCode::ACCEPTED);
+    let ok = t
+        .post_import(r#"{"leads":[{"fullName":"A","email":"a@b.co","meta":[[[{"a":[1]}]]]}],"createdBy":"u"}"#)
+        .await;
+    assert_eq!(ok.status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn non_utf8_bodies_are_400() {
+    let t = spawn_app().await;
+    let valid = json!({"leads": [lead()], "createdBy": "u"}).to_string();
+    let mut in_value = br#"{"leads":[{"fullName":""#.to_vec();
+    in_value.extend_from_slice(&[0xc3, 0x28]);
+    in_value.extend_from_slice(br#"","email":"a@b.co"}],"createdBy":"u"}"#);
+    let mut in_key = br#"{"leads":[{"fullName":"A","email":"a@b.co"}],"createdBy":"u",""#.to_vec();
+    in_key.extend_from_slice(&[0xff]);
+    in_key.extend_from_slice(br#"":1}"#);
+    let utf16: Vec<u8> = [0xff, 0xfe]
+        .into_iter()
+        .chain(valid.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let latin1: Vec<u8> = br#"{"leads":[{"fullName":"Ren"#
+        .iter()
+        .copied()
+        .chain([0xe9])
+        .chain(br#"","email":"r@b.co"}],"createdBy":"u"}"#.iter().copied())
+        .collect();
+    for body in [in_value, in_key, utf16, latin1] {
+        let answer = t.post_import_as("application/json", body).await;
+        assert_problem(&answer, 400, "invalid-request");
+    }
+    assert_nothing_left(&t).await;
+}
+
+#[tokio::test]
+async fn only_json_content_types_are_accepted() {
+    let t = spawn_app().await;
+    let body = json!({"leads": [lead()], "createdBy": "u"}).to_string();
+    for content_type in [
+        "",
+        "text/plain",
+        "text/json",
+        "text/csv",
+        "application/jsonp",
+        "application/xml",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+        "application/json-patch",
+    ] {
+        let request = http::Request::post("/leads/import");
+        let request = if content_type.is_empty() {
+            request
+        } else {
+            request.header("content-type", content_type)
+        };
+        let answer = t
+            .call(request.body(axum::body::Body::from(body.clone())).unwrap())
+            .await;
+        assert_problem(&answer, 415, "unsupported-media-type");
+    }
+    assert_nothing_left(&t).await;
+    for content_type in [
+        "application/json",
+        "Application/JSON; charset=utf-8",
+        "application/vnd.leads+json",
+    ] {
+        let answer = t
+            .post_import_as(content_type, body.clone().into_bytes())
+            .await;
+        assert!(
+            answer.status.is_success(),
+            "{content_type}: {}",
+            answer.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn duplicate_top_level_keys_are_400() {
+    let t = spawn_app().await;
+    for (body, pointer) in [
+        (
+            r#"{"createdBy":"a","leads":[{}],"createdBy":"b"}"#,
+            "/createdBy",
+        ),
+        (r#"{"createdBy":"a","leads":[{}],"leads":[{}]}"#, "/leads"),
+        (
+            r#"{"importId":"x","importId":"x","createdBy":"a","leads":[{}]}"#,
+            "/importId",
+        ),
+    ] {
+        let answer = t.post_import(body).await;
+        assert_problem(&answer, 400, "invalid-request");
+        assert_eq!(message_at(&answer, pointer), "duplicate key");
+    }
+    assert_nothing_left(&t).await;
+}
+
+#[tokio::test]
+async fn numbers_and_other_types_where_strings_belong_are_400() {
+    let t = spawn_app().await;
+    for (body, pointer, message) in [
+        (
+            json!({"importId": 7, "leads": [lead()], "createdBy": "u"}),
+            "/importId",
+            "importId must be a string, not a number",
+        ),
+        (
+            json!({"leads": [lead()], "createdBy": 507}),
+            "/createdBy",
+            "createdBy must be a string, not a number",
+        ),
+        (
+            json!({"leads": [lead()], "createdBy": ["u"]}),
+            "/createdBy",
+            "createdBy must be a string, not an array",
+        ),
+        (
+            json!({"leads": [lead()], "createdBy": true}),
+            "/createdBy",
+            "createdBy must be a string, not a boolean",
+        ),
+        (
+            json!({"leads": 3, "createdBy": "u"}),
+            "/leads",
+            "leads must be an array, not a number",
+        ),
+    ] {
+        let answer = t.post_import(&body.to_string()).await;
+        assert_problem(&answer, 400, "invalid-request");
+        assert_eq!(message_at(&answer, pointer), message);
+    }
+    assert_nothing_left(&t).await;
+}
+
+#[tokio::test]
+async fn import_ids_outside_the_charset_are_400_and_touch_no_key() {
+    let t = spawn_app().await;
+    for id in [
+        "a b",
+        "a*",
+        "*",
+        "import:job:{x}",
+        "../x",
+        "a/b",
+        "-x",
+        ".x",
+        ":x",
+        "é",
+        "a\r\nDEL x",
+        "a\u{0}",
+        "",
+    ] {
+        let answer = t
+            .post_import(&json!({"importId": id, "leads": [lead()], "createdBy": "u"}).to_string())
+            .await;
+        assert_problem(&answer, 400, "invalid-request");
+        assert!(!message_at(&answer, "/importId").is_empty());
+    }
+    for id in ["a%20b", "a*", "%7Bx%7D", "-x", "%C3%A9", "a%0D%0A", "%FF"] {
+        let answer = t.get_status(id).await;
+        assert_problem(&answer, 400, "invalid-request");
+    }
+    assert_nothing_left(&t).await;
+}
+
+/// The same limits through API Gateway's event and `lambda_http`, as deployed.
+#[tokio::test]
+async fn the_lambda_path_enforces_the_same_limits() {
+    let t = spawn_app().await;
+    let template: Value = serde_json::from_str(&read_event("import-seed.json")).unwrap();
+    let replay = |body: Vec<u8>, content_type: &str| {
+        let mut event = template.clone();
+        event["headers"]["content-type"] = json!(content_type);
+        event["headers"]
+            .as_object_mut()
+            .unwrap()
+            .remove("content-length");
+        match String::from_utf8(body) {
+            Ok(text) => {
+                event["body"] = json!(text);
+                event["isBase64Encoded"] = json!(false);
+            }
+            Err(e) => {
+                use base64::Engine as _;
+                event["body"] =
+                    json!(base64::engine::general_purpose::STANDARD.encode(e.into_bytes()));
+                event["isBase64Encoded"] = json!(true);
+            }
+        }
+        let router = shared::http::import_router(t.app.clone());
+        async move {
+            let request: lambda_http::request::LambdaRequest =
+                serde_json::from_value(event).unwrap();
+            let response = lambda_http::Adapter::from(router)
+                .call(lambda_runtime::LambdaEvent::new(
+                    request,
+                    lambda_runtime::Context::default(),
+                ))
+                .await
+                .unwrap();
+            let response = serde_json::to_value(response).unwrap();
+            let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+            (response["statusCode"].as_u64().unwrap(), body)
+        }
+    };
+    let (status, body) = replay(
+        vec![b' '; shared::http::MAX_BODY_BYTES + 1],
+        "application/json",
+    )
+    .await;
+    assert_eq!(
+        (status, body["type"].as_str().unwrap()),
+        (413, "https://leads.example.com/problems/body-too-large")
+    );
+    let (status, _) = replay(vec![0xff, 0xfe, b'{', b'}'], "application/json").await;
+    assert_eq!(status, 400);
+    let (status, _) = replay(b"fullName,email".to_vec(), "text/csv").await;
+    assert_eq!(status, 415);
+    let deep = format!(
+        r#"{{"leads":{}{},"createdBy":"u"}}"#,
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let (status, _) = replay(deep.into_bytes(), "application/json").await;
+    assert_eq!(status, 400);
+    let (status, body) = replay(
+        json!({"importId": "a{b}", "leads": [lead()], "createdBy": "u"})
+            .to_string()
+            .into_bytes(),
+        "application/json",
+    )
+    .await;
+    assert_eq!(
+        (status, body["errors"][0]["pointer"].as_str().unwrap()),
+        (400, "/importId")
+    );
+    assert_nothing_left(&t).await;
+}

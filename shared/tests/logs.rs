@@ -1,0 +1,140 @@
+//! Nothing leaks (issue 6 item 5): the logs of a whole import at `info` and above carry counts
+//! and ids only — no email, phone or name — and no connection string or password appears in a
+//! log line or a response, even when a dependency is down.
+
+mod support;
+
+use serde_json::json;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use tracing_subscriber::fmt::MakeWriter;
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Buffer {
+    type Writer = Buffer;
+    fn make_writer(&'a self) -> Buffer {
+        self.clone()
+    }
+}
+
+impl Buffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Captures everything at `info` and above, as JSON lines like production.
+fn capture() -> (Buffer, tracing::subscriber::DefaultGuard) {
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(buffer.clone())
+        .finish();
+    (buffer, tracing::subscriber::set_default(subscriber))
+}
+
+fn assert_absent(haystack: &str, secrets: &[&str], what: &str) {
+    for secret in secrets {
+        assert!(
+            !haystack.to_lowercase().contains(&secret.to_lowercase()),
+            "{what} contains {secret:?}:\n{haystack}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_import_logs_counts_and_ids_but_no_personal_data() {
+    let t = support::spawn_app().await;
+    let (logs, _guard) = capture();
+    let body = json!({
+        "importId": "log-check",
+        "createdBy": "u1",
+        "leads": [
+            {"fullName": "Grace Hopper", "email": "grace.hopper@navy.example", "phone": "+1 (202) 555-0143"},
+            {"fullName": "Alan Turing", "email": "alan@bletchley.example", "phone": "+44 20 7946 0958"},
+            {"fullName": "Ada Byron", "email": "not-an-address"},
+            {"fullName": "Grace Again", "email": "GRACE.HOPPER@navy.example"},
+        ]
+    })
+    .to_string();
+    assert_eq!(t.post_import(&body).await.status, 202);
+    t.drain_all().await;
+    let doc = t.get_status("log-check").await.body;
+    assert_eq!(doc["progress"]["successful"], 2);
+    // Importing the same people again: "Email already exists" outcomes are logged as counts too.
+    let again = body.replace("log-check", "log-check-2");
+    assert_eq!(t.post_import(&again).await.status, 202);
+    t.drain_all().await;
+
+    let text = logs.text();
+    assert!(
+        text.contains("import accepted"),
+        "the import is logged:\n{text}"
+    );
+    assert!(text.contains("log-check"), "with its id");
+    assert_absent(
+        &text,
+        &[
+            "grace",
+            "hopper",
+            "navy.example",
+            "alan",
+            "turing",
+            "bletchley",
+            "ada byron",
+            "not-an-address",
+            "+12025550143",
+            "555-0143",
+            "2079460958",
+            "7946 0958",
+        ],
+        "the logs",
+    );
+    assert_absent(
+        &text,
+        &[&t.database_url, &t.redis_url, "postgres://", "redis://"],
+        "the logs",
+    );
+}
+
+#[tokio::test]
+async fn a_dependency_outage_leaks_no_connection_string_or_password() {
+    let (logs, _guard) = capture();
+    let t =
+        support::spawn_app_with(&[("REDIS_URL", "redis://default:s3cr3t-pw@127.0.0.1:1/0")]).await;
+    let answer = t
+        .post_import(r#"{"leads":[{"fullName":"Grace Hopper","email":"grace@navy.example"}],"createdBy":"u"}"#)
+        .await;
+    assert_eq!(answer.status, 503);
+    let status = t.get_status("anything").await;
+    let responses = format!("{} {}", answer.body, status.body);
+    let text = logs.text();
+    assert!(text.contains("could not"), "the failure is logged:\n{text}");
+    for (what, haystack) in [("the logs", &text), ("the responses", &responses)] {
+        assert_absent(
+            haystack,
+            &[
+                "s3cr3t-pw",
+                "redis://",
+                "postgres://",
+                &t.database_url,
+                "grace",
+                "navy.example",
+            ],
+            what,
+        );
+    }
+}
