@@ -6,7 +6,9 @@ CARGO ?= cargo
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test deps fmt clippy unit migrate
+.PHONY: run test deps fmt clippy unit emulator migrate
+
+include mk/fuzz.mk
 
 ## run: build and start leads-local on 127.0.0.1:$PORT (default 3000), with private Redis and
 ## Postgres unless REDIS_URL / DATABASE_URL are set. Ctrl-C stops everything.
@@ -14,8 +16,9 @@ run: deps
 	$(CARGO) build -p leads-local
 	./target/debug/leads-local
 
-## test: formatting, lints and every test, against real Redis and Postgres servers.
-test: deps fmt clippy unit
+## test: formatting, lints, every cargo test, the functions under the Lambda runtime emulator,
+## and schemathesis against the OpenAPI contract; all against real Redis and Postgres servers.
+test: deps fmt clippy unit emulator fuzz
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -25,6 +28,10 @@ clippy:
 
 unit:
 	$(CARGO) test --workspace
+
+## emulator: the three functions under `cargo lambda watch`, invoked with events/.
+emulator:
+	bash scripts/lambda-emulator-test.sh
 
 ## migrate: apply migrations/ to $DATABASE_URL.
 migrate:
