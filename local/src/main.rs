@@ -54,7 +54,10 @@ async fn main() -> anyhow::Result<()> {
     let interval = config.drain_interval;
     let servers_only = std::env::args().nth(1).as_deref() == Some("servers");
     if servers_only {
-        println!("REDIS_URL={}\nDATABASE_URL={}", config.redis_url, config.database_url);
+        println!(
+            "REDIS_URL={}\nDATABASE_URL={}",
+            config.redis_url, config.database_url
+        );
     }
     let app = App::new(config)?;
     app.store.migrate().await.context("applying migrations")?;

@@ -243,7 +243,12 @@ impl Store {
         }
         let recorded: Vec<(&str, &ChunkOutcome)> = mine
             .iter()
-            .map(|c| (c.import_id.as_str(), &outcomes[&(c.import_id.clone(), c.seq)]))
+            .map(|c| {
+                (
+                    c.import_id.as_str(),
+                    &outcomes[&(c.import_id.clone(), c.seq)],
+                )
+            })
             .collect();
         record_outcomes(&mut tx, &recorded).await?;
         tx.commit().await?;

@@ -9,5 +9,8 @@ async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let function = DrainFunction::new(shared::app::App::from_env()?).await;
     let function = &function;
-    run(service_fn(move |event: LambdaEvent<_>| function.handle(event))).await
+    run(service_fn(move |event: LambdaEvent<_>| {
+        function.handle(event)
+    }))
+    .await
 }

@@ -327,3 +327,217 @@ pub fn synthetic_leads(n: usize, tag: &str, bad_every: usize, dup_every: usize) 
         })
         .collect()
 }
+
+// ---- Fault-injection helpers (shared/tests/faults.rs) ----
+
+/// Like [`spawn_app_with`], on servers the test started itself (a private Redis and Postgres
+/// it may restart): `postgres_admin` is a URL of the cluster's `postgres` database.
+pub async fn spawn_app_on(
+    redis_url: &str,
+    postgres_admin: &str,
+    overrides: &[(&str, &str)],
+) -> TestApp {
+    let name = format!("t{}", uuid::Uuid::new_v4().simple());
+    create_database(postgres_admin, &name)
+        .await
+        .expect("create test database");
+    let database_url = postgres_admin
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/{name}"))
+        .unwrap();
+    let prefix = format!("{name}:");
+    let app = app_for(redis_url, &database_url, &prefix, overrides);
+    app.store.migrate().await.expect("migrations");
+    let redis = redis::Client::open(redis_url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    TestApp {
+        db: app.store.pool().clone(),
+        app,
+        redis,
+        database_url,
+        redis_url: redis_url.to_owned(),
+        prefix,
+    }
+}
+
+/// An app on the given servers and key prefix, with the test defaults plus `overrides`.
+pub fn app_for(
+    redis_url: &str,
+    database_url: &str,
+    prefix: &str,
+    overrides: &[(&str, &str)],
+) -> App {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("REDIS_URL".into(), redis_url.to_owned()),
+        ("DATABASE_URL".into(), database_url.to_owned()),
+        ("REDIS_KEY_PREFIX".into(), prefix.to_owned()),
+        ("BLOCK_TIMEOUT".into(), "0".into()),
+    ]);
+    for (k, v) in overrides {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    App::new(Config::from_lookup(|k| vars.get(k).cloned()).expect("test config")).expect("app")
+}
+
+impl TestApp {
+    /// Another execution environment on the same database and stream (say, a second drain
+    /// with its own `CONSUMER_NAME`), configured by `overrides`.
+    pub fn sibling(&self, overrides: &[(&str, &str)]) -> App {
+        app_for(&self.redis_url, &self.database_url, &self.prefix, overrides)
+    }
+
+    /// One drain-fn invocation that may fail (a fault was injected).
+    pub async fn try_drain_once(&self) -> Result<DrainReport, lambda_runtime::Error> {
+        self.drain_function()
+            .await
+            .handle(scheduled_event(30_000))
+            .await
+    }
+
+    /// A fresh connection for the test's own commands (after a Redis restart).
+    pub async fn reconnect_redis(&mut self) {
+        self.redis = redis::Client::open(self.redis_url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+    }
+
+    /// Invokes `drain` until an invocation succeeds with nothing new and nothing pending;
+    /// failed invocations (a server down) are retried after a pause. Returns the number of
+    /// failed invocations.
+    pub async fn drain_until_done(&mut self, drain: &DrainFunction) -> u32 {
+        let mut failures = 0;
+        for _ in 0..200 {
+            match drain.handle(scheduled_event(30_000)).await {
+                Ok(r) if r.entries == 0 && r.oldest_pending_age_ms == 0 => return failures,
+                Ok(_) => {}
+                Err(_) => {
+                    failures += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+        panic!("the drain did not finish in 200 invocations");
+    }
+
+    /// Reads up to `count` new entries as consumer `consumer`, which then "dies": they stay
+    /// pending under it. Returns their ids.
+    pub async fn read_as_ghost(&self, consumer: &str, count: usize) -> Vec<String> {
+        let queue = self.sibling(&[("CONSUMER_NAME", consumer)]).queue;
+        queue.ensure_group().await.unwrap();
+        queue
+            .read_new(count, std::time::Duration::ZERO)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect()
+    }
+
+    /// Entries of the dead-letter stream, as field maps (with their ids under `id`).
+    pub async fn dead_letters(&self) -> Vec<HashMap<String, String>> {
+        let reply: redis::streams::StreamRangeReply = self
+            .redis
+            .clone()
+            .xrange_all(self.key("lead:imports:dead"))
+            .await
+            .unwrap();
+        reply
+            .ids
+            .into_iter()
+            .map(|e| {
+                let mut m: HashMap<String, String> = e
+                    .map
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            redis::from_redis_value_ref::<String>(v).unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                m.insert("id".into(), e.id);
+                m
+            })
+            .collect()
+    }
+}
+
+enum ServerCommand {
+    RestartRedis,
+    RestartPostgres,
+}
+
+/// A private Redis (AOF on) and Postgres for one test, owned by a thread that lives as long
+/// as this handle (the servers die with the thread that started them), which restarts them
+/// on request while the test's drains keep running.
+pub struct PrivateServers {
+    pub redis_url: String,
+    pub postgres_admin: String,
+    commands: Option<std::sync::mpsc::Sender<(ServerCommand, tokio::sync::oneshot::Sender<()>)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PrivateServers {
+    /// `durable_postgres`: keep fsync and synchronous commit on, so a SIGKILLed postmaster
+    /// cannot lose a transaction it already reported committed (with `synchronous_commit=off`
+    /// it can, which no real deployment does).
+    pub fn start(durable_postgres: bool) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (commands, inbox) =
+            std::sync::mpsc::channel::<(ServerCommand, tokio::sync::oneshot::Sender<()>)>();
+        let thread = std::thread::spawn(move || {
+            let mut redis = RedisServer::start().expect("start private redis-server");
+            let mut postgres =
+                PostgresServer::start_with(durable_postgres).expect("start private postgres");
+            tx.send((redis.url(), postgres.url("postgres"))).unwrap();
+            for (command, done) in inbox {
+                match command {
+                    ServerCommand::RestartRedis => redis.restart().expect("restart redis"),
+                    ServerCommand::RestartPostgres => postgres.restart().expect("restart postgres"),
+                }
+                let _ = done.send(());
+            }
+        });
+        let (redis_url, postgres_admin) = rx.recv().expect("private servers started");
+        PrivateServers {
+            redis_url,
+            postgres_admin,
+            commands: Some(commands),
+            thread: Some(thread),
+        }
+    }
+
+    async fn send(&self, command: ServerCommand) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.commands
+            .as_ref()
+            .unwrap()
+            .send((command, done))
+            .unwrap();
+        wait.await.expect("server thread alive");
+    }
+
+    /// Kills redis-server with SIGKILL and starts it again on its AOF.
+    pub async fn restart_redis(&self) {
+        self.send(ServerCommand::RestartRedis).await
+    }
+
+    /// Kills the postmaster with SIGKILL and starts it again; Postgres recovers from its WAL.
+    pub async fn restart_postgres(&self) {
+        self.send(ServerCommand::RestartPostgres).await
+    }
+}
+
+impl Drop for PrivateServers {
+    fn drop(&mut self) {
+        self.commands.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,611 @@
+//! Fault injection (SPEC §6): a drain crashing between any two steps, redelivery, two drains
+//! on one stream, poison entries, entries deleted while pending, the status cache expiring
+//! mid-job, Redis and Postgres restarting mid-import, and the bounded stream. Every scenario
+//! ends with `assert_job_accounted`: rows = successful, processed = total, no duplicate
+//! emails, nothing pending, every lead stored or listed once with a reason.
+//!
+//! The `fail` registry is process-wide, so the tests that configure failpoints hold
+//! `FAILPOINTS` for writing and every other test holds it for reading: a failpoint never fires
+//! in someone else's drain.
+
+mod support;
+
+use redis::AsyncCommands;
+use serde_json::{Value, json};
+use shared::lambda::DrainFunction;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::{
+    PrivateServers, TestApp, scheduled_event, spawn_app, spawn_app_on, spawn_app_with,
+    synthetic_leads,
+};
+use tokio::sync::RwLock;
+
+static FAILPOINTS: RwLock<()> = RwLock::const_new(());
+
+async fn post(t: &TestApp, import_id: &str, leads: &[Value]) {
+    let answer = t
+        .post_import(&json!({"importId": import_id, "leads": leads, "createdBy": "u1"}).to_string())
+        .await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+}
+
+/// Indexes of `synthetic_leads(n, _, bad_every, 0)` with a valid email.
+fn valid_indexes(n: u32, bad_every: u32) -> Vec<u32> {
+    (0..n).filter(|i| i % bad_every != bad_every - 1).collect()
+}
+
+fn error_indexes(doc: &Value, code: &str) -> Vec<u32> {
+    doc["progress"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["code"] == code)
+        .map(|e| e["index"].as_u64().unwrap() as u32)
+        .collect()
+}
+
+/// Issue 3, item 7, first bullet: a crash (the failpoint returns an error, the invocation
+/// fails) after reading, before COMMIT, after COMMIT and after the progress update; at the
+/// first batch and in the middle of the import. A later invocation finishes the job exactly.
+#[tokio::test]
+async fn a_crash_at_every_step_boundary_loses_nothing_and_doubles_nothing() {
+    let _exclusive = FAILPOINTS.write().await;
+    // 1,000 leads, every 20th invalid: 950 valid leads in 19 entries of 50; 3 entries a round.
+    let points = [
+        "drain::after_read",
+        "drain::before_commit",
+        "drain::after_commit",
+        "drain::after_progress",
+    ];
+    for point in points {
+        for (when, actions, rounds_done) in [("first", "return", 0), ("mid", "3*off->return", 3)] {
+            let scenario = format!("{point} at the {when} batch");
+            let t = spawn_app_with(&[("CLAIM_IDLE_MS", "1"), ("DRAIN_READ_COUNT", "3")]).await;
+            post(&t, "fp-job", &synthetic_leads(1_000, "fp", 20, 0)).await;
+
+            fail::cfg(point, actions).unwrap();
+            let crashed = t.try_drain_once().await;
+            fail::remove(point);
+            assert!(
+                crashed.is_err(),
+                "{scenario}: the invocation reports the fault"
+            );
+
+            // What the crash left: the batch in flight is pending; its leads are committed
+            // only if the crash came after COMMIT.
+            let committed_batch = matches!(point, "drain::after_commit" | "drain::after_progress");
+            let expected_rows = 150 * (rounds_done + u64::from(committed_batch));
+            assert_eq!(t.pending_count().await, 3, "{scenario}: batch left pending");
+            assert_eq!(
+                t.lead_count("fp-job").await as u64,
+                expected_rows,
+                "{scenario}: rows after the crash"
+            );
+
+            tokio::time::sleep(Duration::from_millis(5)).await; // idle > CLAIM_IDLE_MS
+            let report = t.drain_all().await;
+            // The replayed batch is reported from its recorded outcome, not stored again.
+            assert_eq!(
+                report.leads_stored + rounds_done * 150,
+                950,
+                "{scenario}: {report:?}"
+            );
+            let doc = t.assert_job_accounted("fp-job", 1_000).await;
+            assert_eq!(doc["status"], "completed", "{scenario}: {doc}");
+            assert_eq!(doc["progress"]["successful"], 950, "{scenario}");
+            assert_eq!(doc["progress"]["failed"], 50, "{scenario}");
+            assert_eq!(
+                error_indexes(&doc, "invalid_email"),
+                (0..1_000).filter(|i| i % 20 == 19).collect::<Vec<u32>>(),
+                "{scenario}: only the invalid leads failed (no \"Email already exists\")"
+            );
+            assert!(t.dead_letters().await.is_empty(), "{scenario}");
+        }
+    }
+}
+
+/// An entry redelivered more than MAX_DELIVERIES times is dead-lettered with its reason; its
+/// leads fail with that reason and the job ends `failed`.
+#[tokio::test]
+async fn an_entry_delivered_too_often_is_dead_lettered() {
+    let _exclusive = FAILPOINTS.write().await;
+    let t = spawn_app_with(&[
+        ("MAX_DELIVERIES", "1"),
+        ("CLAIM_IDLE_MS", "1"),
+        ("DRAIN_READ_COUNT", "1"),
+    ])
+    .await;
+    post(&t, "redelivered", &synthetic_leads(120, "rd", 0, 0)).await; // entries of 50, 50, 20
+
+    fail::cfg("drain::after_read", "return").unwrap();
+    let crashed = t.try_drain_once().await;
+    fail::remove("drain::after_read");
+    assert!(crashed.is_err());
+    assert_eq!(t.pending_count().await, 1);
+
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let report = t.drain_all().await;
+    assert_eq!(report.dead_lettered, 1, "{report:?}");
+    assert_eq!(report.leads_stored, 70);
+
+    let doc = t.assert_job_accounted("redelivered", 120).await;
+    assert_eq!(doc["status"], "failed", "{doc}");
+    assert_eq!(doc["progress"]["successful"], 70);
+    assert_eq!(doc["progress"]["failed"], 50);
+    assert_eq!(
+        error_indexes(&doc, "dead_letter"),
+        (0..50).collect::<Vec<u32>>()
+    );
+    let reason = "Gave up after 2 deliveries without success";
+    assert!(
+        doc["progress"]["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["error"] == reason),
+        "{doc}"
+    );
+    let dead = t.dead_letters().await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["reason"], reason);
+    assert_eq!(dead[0]["importId"], "redelivered");
+    assert_eq!(dead[0]["seq"], "0");
+    assert!(dead[0]["leads"].contains("lead0@rd.example.com"));
+}
+
+/// Two drains with their own consumer names on one stream, in parallel: each entry is taken
+/// by one of them, and together they store every valid lead once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_drains_at_once_share_the_stream() {
+    let _shared = FAILPOINTS.read().await;
+    let overrides = [("DRAIN_READ_COUNT", "5"), ("CONSUMER_NAME", "drain-a")];
+    let t = spawn_app_with(&overrides).await;
+    for j in 0..5 {
+        post(
+            &t,
+            &format!("both-{j}"),
+            &synthetic_leads(1_000, &format!("both{j}"), 25, 0),
+        )
+        .await;
+    }
+    // 960 valid leads per job: 20 entries each.
+    assert_eq!(t.xlen().await, 100);
+    let a = DrainFunction::new(t.app.clone()).await;
+    let b =
+        DrainFunction::new(t.sibling(&[("DRAIN_READ_COUNT", "5"), ("CONSUMER_NAME", "drain-b")]))
+            .await;
+    let ra = tokio::spawn(async move { a.handle(scheduled_event(30_000)).await });
+    let rb = tokio::spawn(async move { b.handle(scheduled_event(30_000)).await });
+    let (ra, rb) = (ra.await.unwrap().unwrap(), rb.await.unwrap().unwrap());
+    eprintln!("drain-a: {ra:?}\ndrain-b: {rb:?}");
+    assert_eq!(ra.entries + rb.entries, 100);
+    assert_eq!(ra.leads_stored + rb.leads_stored, 4_800);
+    for j in 0..5 {
+        let doc = t.assert_job_accounted(&format!("both-{j}"), 1_000).await;
+        assert_eq!(doc["status"], "completed");
+        assert_eq!(doc["progress"]["successful"], 960);
+    }
+}
+
+/// The same entries processed by two drains at once: both store transactions race on the
+/// same chunks, then two drains with `CLAIM_IDLE_MS=1` keep stealing the entries from each
+/// other. Each lead is stored once and counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_drains_on_the_same_entries_store_each_lead_once() {
+    let _shared = FAILPOINTS.read().await;
+    let overrides = |name| {
+        [
+            ("DRAIN_READ_COUNT", "2"),
+            ("CLAIM_IDLE_MS", "1"),
+            ("CONSUMER_NAME", name),
+        ]
+    };
+    let t = spawn_app_with(&overrides("drain-a")).await;
+    post(&t, "same-entries", &synthetic_leads(2_000, "same", 10, 0)).await; // 1,800 valid: 36 entries
+
+    // A drain that read the first ten entries and died; two stores race on their chunks.
+    let ghost = t.sibling(&[("CONSUMER_NAME", "ghost")]).queue;
+    ghost.ensure_group().await.unwrap();
+    let read = ghost.read_new(10, Duration::ZERO).await.unwrap();
+    let chunks: Vec<_> = read.iter().map(|d| d.decode().unwrap()).collect();
+    let a = t.app.clone();
+    let b = t.sibling(&overrides("drain-b"));
+    let (ca, cb) = (chunks.clone(), chunks.clone());
+    let sa = tokio::spawn(async move { a.store.store_chunks(&ca).await.unwrap() });
+    let sb = tokio::spawn(async move { b.store.store_chunks(&cb).await.unwrap() });
+    let (oa, ob) = (sa.await.unwrap(), sb.await.unwrap());
+    assert_eq!(
+        oa, ob,
+        "the loser of the race reports the winner's outcomes"
+    );
+    assert_eq!(oa.values().map(|o| o.successful).sum::<u32>(), 500);
+    assert_eq!(t.lead_count("same-entries").await, 500);
+
+    // Both drains now claim and reclaim everything (idle > 1 ms), in parallel.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let a = DrainFunction::new(t.app.clone()).await;
+    let b = DrainFunction::new(t.sibling(&overrides("drain-b"))).await;
+    let ra = tokio::spawn(async move { a.handle(scheduled_event(30_000)).await });
+    let rb = tokio::spawn(async move { b.handle(scheduled_event(30_000)).await });
+    let (ra, rb) = (ra.await.unwrap().unwrap(), rb.await.unwrap().unwrap());
+    eprintln!("drain-a: {ra:?}\ndrain-b: {rb:?}");
+    // Replays report the recorded outcome again, so the reports may add up to more.
+    assert!(ra.leads_stored + rb.leads_stored >= 1_300);
+
+    let doc = t.assert_job_accounted("same-entries", 2_000).await;
+    assert_eq!(doc["status"], "completed");
+    assert_eq!(doc["progress"]["successful"], 1_800);
+    assert_eq!(
+        error_indexes(&doc, "invalid_email"),
+        (0..2_000).filter(|i| i % 10 == 9).collect::<Vec<u32>>(),
+        "no lead reported as \"Email already exists\" by a replay"
+    );
+}
+
+/// Entries nobody can decode go to the dead-letter stream with the reason and are acked;
+/// the jobs around them are not disturbed.
+#[tokio::test]
+async fn poison_entries_are_dead_lettered_and_acked() {
+    let _shared = FAILPOINTS.read().await;
+    let t = spawn_app().await;
+    post(&t, "beside-poison", &synthetic_leads(120, "poison", 0, 0)).await;
+    let stream = t.key("lead:imports");
+    let mut r = t.redis.clone();
+    let poison: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[("garbage", "x")],
+            "undecodable entry: field importId is missing",
+        ),
+        (
+            &[
+                ("importId", "no such!"),
+                ("seq", "0"),
+                ("createdBy", "u"),
+                ("leads", "[]"),
+            ],
+            "undecodable entry: field importId: ",
+        ),
+        (
+            &[
+                ("importId", "beside-poison"),
+                ("seq", "x"),
+                ("createdBy", "u"),
+                ("leads", "[]"),
+            ],
+            "undecodable entry: field seq is not a number",
+        ),
+        (
+            &[
+                ("importId", "beside-poison"),
+                ("seq", "9"),
+                ("createdBy", "u"),
+                ("leads", "{oops"),
+            ],
+            "undecodable entry: field leads is not a list of leads",
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (fields, _) in &poison {
+        let id: String = r.xadd(&stream, "*", fields).await.unwrap();
+        ids.push(id);
+    }
+
+    let report = t.drain_all().await;
+    assert_eq!(report.dead_lettered, 4, "{report:?}");
+    let dead = t.dead_letters().await;
+    assert_eq!(dead.len(), 4, "{dead:?}");
+    for ((_, reason), id) in poison.iter().zip(&ids) {
+        let letter = dead
+            .iter()
+            .find(|d| &d["originalId"] == id)
+            .unwrap_or_else(|| panic!("{id} dead-lettered: {dead:?}"));
+        assert!(letter["reason"].starts_with(reason), "{letter:?}");
+    }
+    assert_eq!(dead[0]["garbage"], "x", "the entry's fields are kept");
+
+    let doc = t.assert_job_accounted("beside-poison", 120).await;
+    assert_eq!(doc["status"], "completed");
+    assert_eq!(doc["progress"]["successful"], 120);
+}
+
+/// Entries deleted (XDEL) or trimmed (XTRIM) while pending: XAUTOCLAIM reports their ids and
+/// their leads fail with a reason; the job ends `failed`.
+#[tokio::test]
+async fn entries_deleted_while_pending_are_accounted_as_failed() {
+    let _shared = FAILPOINTS.read().await;
+    let t = spawn_app_with(&[("CLAIM_IDLE_MS", "1")]).await;
+    let reason = "The stream entry was deleted from Redis before it was processed";
+
+    // 200 leads, every 10th invalid: 180 valid leads in entries of 50, 50, 50, 30.
+    post(&t, "xdel-job", &synthetic_leads(200, "xdel", 10, 0)).await;
+    let ids = t.read_as_ghost("ghost", 10).await;
+    assert_eq!(ids.len(), 4);
+    let _: i64 = t
+        .redis
+        .clone()
+        .xdel(t.key("lead:imports"), &[&ids[1]])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    t.drain_all().await;
+    let doc = t.assert_job_accounted("xdel-job", 200).await;
+    assert_eq!(doc["status"], "failed", "{doc}");
+    assert_eq!(doc["progress"]["successful"], 130);
+    assert_eq!(doc["progress"]["failed"], 70);
+    let second_chunk: Vec<u32> = valid_indexes(200, 10)[50..100].to_vec();
+    assert_eq!(error_indexes(&doc, "dead_letter"), second_chunk);
+    assert!(
+        doc["progress"]["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["code"] == "dead_letter")
+            .all(|e| e["error"] == reason)
+    );
+
+    // A whole job trimmed away while pending.
+    post(&t, "xtrim-job", &synthetic_leads(100, "xtrim", 0, 0)).await;
+    assert_eq!(t.read_as_ghost("ghost", 10).await.len(), 2);
+    let _: i64 = redis::cmd("XTRIM")
+        .arg(t.key("lead:imports"))
+        .arg("MAXLEN")
+        .arg(0)
+        .query_async(&mut t.redis.clone())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let report = t.drain_once().await;
+    assert_eq!(report.deleted_while_pending, 2, "{report:?}");
+    let doc = t.assert_job_accounted("xtrim-job", 100).await;
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc["progress"]["successful"], 0);
+    assert_eq!(
+        error_indexes(&doc, "dead_letter"),
+        (0..100).collect::<Vec<u32>>()
+    );
+}
+
+/// `import:job:{id}` expiring mid-job: status is rebuilt from Postgres with the same
+/// document, and the drain puts the key back before adding its outcomes.
+#[tokio::test]
+async fn the_status_cache_expiring_mid_job_changes_nothing() {
+    let _shared = FAILPOINTS.read().await;
+    let t = spawn_app().await;
+    // 500 leads, every 10th invalid: 450 valid in 9 entries; a dead drain holds 4 of them.
+    post(&t, "cache-job", &synthetic_leads(500, "cache", 10, 0)).await;
+    assert_eq!(t.read_as_ghost("ghost", 4).await.len(), 4);
+    t.drain_all().await;
+    let key = t.key("import:job:cache-job");
+    let mut r = t.redis.clone();
+
+    let cached = t.get_status("cache-job").await.body;
+    assert_eq!(cached["status"], "processing", "{cached}");
+    assert_eq!(cached["progress"]["successful"], 250);
+    let _: i64 = r.del(&key).await.unwrap();
+    let rebuilt = t.get_status("cache-job").await.body;
+    assert_eq!(rebuilt["status"], cached["status"]);
+    assert_eq!(rebuilt["progress"], cached["progress"]);
+    assert_eq!(rebuilt["createdAt"], cached["createdAt"]);
+
+    // The key is gone when the rest of the job is drained (by another drain, after the
+    // dead one's entries went idle): the drain rebuilds it from Postgres.
+    let _: i64 = r.del(&key).await.unwrap();
+    let rescuer = DrainFunction::new(t.sibling(&[("CLAIM_IDLE_MS", "1")])).await;
+    let report = rescuer.handle(scheduled_event(30_000)).await.unwrap();
+    assert_eq!(report.leads_stored, 200, "{report:?}");
+    assert!(
+        r.exists::<_, bool>(&key).await.unwrap(),
+        "the drain rebuilt the key"
+    );
+    assert!(r.ttl::<_, i64>(&key).await.unwrap() > 0, "with its TTL");
+
+    let doc = t.assert_job_accounted("cache-job", 500).await;
+    assert_eq!(doc["status"], "completed");
+    assert_eq!(doc["progress"]["successful"], 450);
+    assert_eq!(doc["progress"]["failed"], 50);
+    let _: i64 = r.del(&key).await.unwrap();
+    let from_postgres = t.get_status("cache-job").await.body;
+    assert_eq!(from_postgres["status"], doc["status"]);
+    assert_eq!(from_postgres["progress"], doc["progress"]);
+}
+
+/// Redis (AOF on) and Postgres each killed with SIGKILL and restarted, between drain
+/// invocations and during one. Invocations may fail; later ones finish the work exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_and_postgres_restarts_mid_import() {
+    let _shared = FAILPOINTS.read().await;
+    let servers = PrivateServers::start(true);
+    let mut t = spawn_app_on(
+        &servers.redis_url,
+        &servers.postgres_admin,
+        &[
+            ("CLAIM_IDLE_MS", "1"),
+            ("DRAIN_READ_COUNT", "1"),
+            ("BATCH_DELAY", "50"),
+            ("DRAIN_DEADLINE_MARGIN_MS", "0"),
+        ],
+    )
+    .await;
+    // 3 jobs of 2,000 leads, every 50th invalid: 1,960 valid each, 40 entries each; one
+    // entry per round and 50 ms between rounds make the import last several seconds.
+    let jobs = ["restart-0", "restart-1", "restart-2"];
+    for (j, id) in jobs.iter().enumerate() {
+        post(
+            &t,
+            id,
+            &synthetic_leads(2_000, &format!("restart{j}"), 50, 0),
+        )
+        .await;
+    }
+    let stored = |t: &TestApp| {
+        let db = t.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM leads")
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    let drain = Arc::new(t.drain_function().await);
+    let mut failures = 0;
+    let invoke_for = |ms: u64| {
+        let drain = drain.clone();
+        tokio::spawn(async move { drain.handle(scheduled_event(ms)).await.is_err() })
+    };
+
+    // Redis: between invocations, then during one.
+    failures += u32::from(invoke_for(300).await.unwrap());
+    let before = stored(&t).await;
+    assert!(before > 0 && before < 5_880, "mid-import: {before}");
+    let xlen = t.xlen().await;
+    servers.restart_redis().await;
+    t.reconnect_redis().await;
+    assert_eq!(
+        t.xlen().await,
+        xlen,
+        "the stream survived the restart (AOF)"
+    );
+    let running = invoke_for(700);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(stored(&t).await < 5_880, "still importing when Redis dies");
+    servers.restart_redis().await;
+    failures += u32::from(running.await.unwrap());
+
+    // Postgres: between invocations, then during one.
+    failures += u32::from(invoke_for(300).await.unwrap());
+    servers.restart_postgres().await;
+    let running = invoke_for(700);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(
+        stored(&t).await < 5_880,
+        "still importing when Postgres dies"
+    );
+    servers.restart_postgres().await;
+    failures += u32::from(running.await.unwrap());
+
+    t.reconnect_redis().await;
+    failures += t.drain_until_done(&drain).await;
+    eprintln!("failed invocations: {failures}");
+    for id in jobs {
+        let doc = t.assert_job_accounted(id, 2_000).await;
+        assert_eq!(doc["status"], "completed", "{doc}");
+        assert_eq!(doc["progress"]["successful"], 1_960);
+    }
+    assert_eq!(stored(&t).await, 5_880);
+}
+
+/// Acked entries are trimmed at each invocation; an entry still pending (here under a drain
+/// that died) is never trimmed, and is processed once it is reclaimed.
+#[tokio::test]
+async fn the_stream_is_trimmed_but_never_past_a_pending_entry() {
+    let _shared = FAILPOINTS.read().await;
+    let t = spawn_app().await;
+    post(&t, "trim-a", &synthetic_leads(500, "trima", 0, 0)).await; // 10 entries
+    t.drain_all().await;
+    assert!(
+        t.xlen().await <= 1,
+        "acked entries trimmed: {}",
+        t.xlen().await
+    );
+
+    post(&t, "trim-b", &synthetic_leads(500, "trimb", 0, 0)).await;
+    let held = t.read_as_ghost("ghost", 1).await;
+    post(&t, "trim-c", &synthetic_leads(500, "trimc", 0, 0)).await;
+    let report = t.drain_all().await;
+    assert_eq!(report.entries, 19);
+    assert_eq!(t.pending_count().await, 1);
+    let still: redis::streams::StreamRangeReply = t
+        .redis
+        .clone()
+        .xrange(t.key("lead:imports"), &held[0], &held[0])
+        .await
+        .unwrap();
+    assert_eq!(
+        still.ids.len(),
+        1,
+        "the pending entry is still in the stream"
+    );
+    assert_eq!(
+        t.xlen().await,
+        20,
+        "nothing at or after the pending entry was trimmed"
+    );
+
+    let rescuer = DrainFunction::new(t.sibling(&[("CLAIM_IDLE_MS", "1")])).await;
+    let report = rescuer.handle(scheduled_event(30_000)).await.unwrap();
+    assert_eq!(report.leads_stored, 50);
+    rescuer.handle(scheduled_event(30_000)).await.unwrap();
+    assert!(
+        t.xlen().await <= 1,
+        "trimmed once acked: {}",
+        t.xlen().await
+    );
+    for id in ["trim-a", "trim-b", "trim-c"] {
+        let doc = t.assert_job_accounted(id, 500).await;
+        assert_eq!(doc["status"], "completed");
+    }
+    let emails: BTreeSet<String> = sqlx::query_scalar("SELECT email FROM leads")
+        .fetch_all(&t.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(emails.len(), 1_500);
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The drain warns at start when Redis may evict keys (and stays quiet under noeviction).
+#[tokio::test]
+async fn an_evicting_redis_is_reported_at_start() {
+    let _shared = FAILPOINTS.read().await;
+    let redis = shared::local_servers::RedisServer::start().unwrap();
+    let app = support::app_for(
+        &redis.url(),
+        "postgres://nobody@127.0.0.1:1/none",
+        "ev:",
+        &[],
+    );
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    app.drain().check_redis_eviction_policy().await;
+    assert!(!String::from_utf8_lossy(&logs.0.lock().unwrap()).contains("WARN"));
+
+    let mut c = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("allkeys-lru")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    app.drain().check_redis_eviction_policy().await;
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(
+        text.contains("WARN") && text.contains("allkeys-lru") && text.contains("noeviction"),
+        "{text}"
+    );
+}
