@@ -6,7 +6,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test deps fmt clippy unit emulator migrate
+.PHONY: run test deps fmt clippy unit emulator migrate dead-letters redrive
 
 include mk/fuzz.mk
 
@@ -37,6 +37,16 @@ emulator:
 migrate:
 	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL=postgres://user@host:5432/db"; exit 1; }
 	$(CARGO) run -q -p leads-local -- migrate
+
+## dead-letters: list lead:imports:dead (original fields and reason) on $REDIS_URL.
+dead-letters:
+	@test -n "$$REDIS_URL" || { echo "set REDIS_URL"; exit 1; }
+	redis-cli -u "$$REDIS_URL" XRANGE "$${REDIS_KEY_PREFIX}lead:imports:dead" - +
+
+## redrive: put dead letters back on the stream (all, or ID=<dead letter id>) once their cause
+## is fixed; needs REDIS_URL and DATABASE_URL of the deployment.
+redrive:
+	$(CARGO) run -q -p leads-local -- redrive $(ID)
 
 ## deps: install redis-server and the PostgreSQL server binaries if they are missing.
 deps:

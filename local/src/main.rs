@@ -3,6 +3,7 @@
 //! Without REDIS_URL / DATABASE_URL it starts private servers and stops them on exit.
 //!
 //! `leads-local migrate` only applies the migrations to $DATABASE_URL and exits (`make migrate`).
+//! `leads-local redrive [DEAD_LETTER_ID]` puts dead letters back on the stream (`make redrive`).
 //! `leads-local servers` only starts the private servers, prints their URLs as `KEY=value`
 //! lines, and keeps them until SIGTERM or Ctrl-C (the Lambda emulator test runs the functions
 //! against them).
@@ -21,6 +22,20 @@ const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init();
     let mut config = Config::from_env()?;
+    if std::env::args().nth(1).as_deref() == Some("redrive") {
+        anyhow::ensure!(
+            std::env::var_os("REDIS_URL").is_some() && std::env::var_os("DATABASE_URL").is_some(),
+            "set REDIS_URL and DATABASE_URL to the deployment whose dead letters to re-drive"
+        );
+        let only = std::env::args().nth(2);
+        let report =
+            shared::redrive::redrive_dead_letters(&App::new(config)?, only.as_deref()).await?;
+        println!(
+            "re-driven: {}, left for inspection (undecodable): {}",
+            report.requeued, report.undecodable
+        );
+        return Ok(());
+    }
     if std::env::args().nth(1).as_deref() == Some("migrate") {
         anyhow::ensure!(
             std::env::var_os("DATABASE_URL").is_some(),

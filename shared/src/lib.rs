@@ -10,7 +10,8 @@
 //!   recorded outcome — the fact that makes replays harmless.
 //! * [`queue`] is the Redis stream `lead:imports` with its consumer group and dead letters;
 //!   [`status_cache`] is the `import:job:{id}` hash clients poll.
-//! * [`drain`] moves entries from the stream to Postgres, one time-bounded batch per call.
+//! * [`drain`] moves entries from the stream to Postgres, one time-bounded batch per call;
+//!   [`redrive`] puts dead letters back once their cause is fixed.
 //! * [`identity`] reads the caller from the authorizer's request context.
 //! * [`http`] is the API (axum routers served by `lambda_http` and by the local run);
 //!   [`problem`] is its only error shape; [`job_status`] its status document.
@@ -32,6 +33,7 @@ pub mod local_servers;
 pub mod problem;
 pub mod queue;
 mod redis_conn;
+pub mod redrive;
 pub mod status_cache;
 pub mod store;
 pub mod telemetry;

@@ -425,6 +425,64 @@ impl Queue {
             .filter(|id| id != "0-0"))
     }
 
+    /// Dead letters, oldest first (at most `count`).
+    pub async fn dead_letters(&self, count: usize) -> RedisResult<Vec<Delivery>> {
+        let reply: redis::streams::StreamRangeReply = self
+            .redis
+            .run(|mut c| async move {
+                redis::cmd("XRANGE")
+                    .arg(&self.keys.dead_letters)
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(count)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .map(|s| Delivery {
+                id: s.id,
+                fields: s.map,
+            })
+            .collect())
+    }
+
+    /// Puts a dead letter's chunk back on the stream as a new entry and removes the dead
+    /// letter, in one MULTI (a crash cannot leave it in both or in neither).
+    pub async fn requeue_dead_letter(&self, dead_id: &str, chunk: &QueuedChunk) -> RedisResult<()> {
+        let leads = serde_json::to_string(&chunk.leads).expect("leads serialize");
+        self.redis
+            .run(|mut c| {
+                let leads = leads.clone();
+                async move {
+                    redis::pipe()
+                        .atomic()
+                        .cmd("XADD")
+                        .arg(&self.keys.stream)
+                        .arg("*")
+                        .arg("importId")
+                        .arg(&chunk.import_id)
+                        .arg("seq")
+                        .arg(chunk.seq)
+                        .arg("createdBy")
+                        .arg(&chunk.created_by)
+                        .arg("leads")
+                        .arg(leads)
+                        .ignore()
+                        .cmd("XDEL")
+                        .arg(&self.keys.dead_letters)
+                        .arg(dead_id)
+                        .ignore()
+                        .query_async::<()>(&mut c)
+                        .await
+                }
+            })
+            .await
+    }
+
     /// Redis's eviction policy. Anything but `noeviction` may silently delete queue keys.
     pub async fn maxmemory_policy(&self) -> RedisResult<Option<String>> {
         let reply: Vec<String> = self

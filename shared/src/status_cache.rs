@@ -96,6 +96,27 @@ impl StatusCache {
     }
 }
 
+impl StatusCache {
+    /// Drops one chunk's outcome from the cache (the dead-letter re-drive; Postgres already
+    /// forgot it), so the job reads `processing` until the chunk is stored.
+    pub async fn forget_outcome(&self, import_id: &str, seq: u32) -> RedisResult<()> {
+        let key = self.keys.job(import_id);
+        self.redis
+            .run(|mut c| {
+                let key = key.clone();
+                async move {
+                    redis::cmd("HDEL")
+                        .arg(&key)
+                        .arg(format!("o:{seq}"))
+                        .query_async::<i64>(&mut c)
+                        .await
+                }
+            })
+            .await
+            .map(drop)
+    }
+}
+
 /// The hash fields that hold a snapshot (see the module comment for the layout).
 pub(crate) fn snapshot_fields(s: &JobSnapshot) -> Vec<(String, String)> {
     let mut fields = vec![

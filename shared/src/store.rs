@@ -305,6 +305,18 @@ impl Store {
         Ok(recorded.into_values().next().unwrap_or(outcome))
     }
 
+    /// Forgets a dead chunk's outcome so that a re-driven entry is stored afresh. A chunk
+    /// whose leads were stored (not dead) is left alone: returns whether a row was removed.
+    pub async fn forget_dead_outcome(&self, import_id: &str, seq: u32) -> Result<bool, StoreError> {
+        let removed =
+            sqlx::query("DELETE FROM import_chunks WHERE import_id = $1 AND seq = $2 AND dead")
+                .bind(import_id)
+                .bind(seq as i32)
+                .execute(&self.pool)
+                .await?;
+        Ok(removed.rows_affected() == 1)
+    }
+
     /// The job and chunk a stream entry id was queued as, and the lead indexes that chunk
     /// held; `None` if the id is unknown (its job was never marked queued).
     pub async fn chunk_of_entry(
