@@ -151,22 +151,25 @@ async fn accept_import(
             outcomes: Vec::new(),
         },
     };
-    let retry = !matches!(inserted, JobInsert::Created);
-    match app
+    // Accepted now (202) when this call queued the entries, also for a retry whose first
+    // attempt was recorded but never queued; a retry of a queued job gets its status (200).
+    let queued_now = match app
         .queue
         .enqueue(&plan, &snapshot)
         .await
         .map_err(unavailable("queue the job"))?
     {
-        Enqueued::Queued(entry_ids) => app
-            .store
-            .mark_queued(import_id.as_str(), &entry_ids)
-            .await
-            .map_err(unavailable("mark the job queued"))?,
-        Enqueued::AlreadyQueued(_) => {}
-    }
-    tracing::info!(import_id = %import_id, total = plan.total, rejected = plan.rejected.len(), chunks = plan.chunks.len(), retry, "import accepted");
-    if retry {
+        Enqueued::Queued(entry_ids) => {
+            app.store
+                .mark_queued(import_id.as_str(), &entry_ids)
+                .await
+                .map_err(unavailable("mark the job queued"))?;
+            true
+        }
+        Enqueued::AlreadyQueued(_) => false,
+    };
+    tracing::info!(import_id = %import_id, total = plan.total, rejected = plan.rejected.len(), chunks = plan.chunks.len(), queued_now, "import accepted");
+    if !queued_now {
         let status = current_status(app, &import_id)
             .await?
             .ok_or_else(Problem::unavailable)?;

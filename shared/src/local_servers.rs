@@ -74,6 +74,9 @@ impl RedisServer {
                 "everysec",
                 "--maxmemory-policy",
                 "noeviction",
+                // Tests use DEBUG SLEEP to play a slow server.
+                "--enable-debug-command",
+                "local",
             ])
             .arg("--dir")
             .arg(self.dir.path())
