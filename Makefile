@@ -9,6 +9,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 .PHONY: run test deps fmt clippy unit emulator migrate dead-letters redrive
 
 include mk/fuzz.mk
+include mk/bench.mk
 
 ## run: build and start leads-local on 127.0.0.1:$PORT (default 3000), with private Redis and
 ## Postgres unless REDIS_URL / DATABASE_URL are set. Ctrl-C stops everything.
