@@ -63,6 +63,15 @@ pub struct Drain {
     max_deliveries: u64,
 }
 
+/// Entries fetched together and processed in one transaction.
+struct Batch {
+    deliveries: Vec<Delivery>,
+    /// Ids XAUTOCLAIM found pending but gone from the stream.
+    deleted: Vec<String>,
+    /// Taken over from another consumer (so their delivery counts are checked).
+    claimed: bool,
+}
+
 /// An entry that will not be stored, and why.
 struct Doomed {
     delivery: Delivery,
@@ -101,44 +110,44 @@ impl Drain {
     }
 
     /// Drains until `deadline`, or until no entry arrived within `BLOCK_TIMEOUT`.
+    ///
+    /// While one batch is in Postgres, the next is read (without blocking): the database and
+    /// this process work at the same time. A batch that was read is always processed, even
+    /// past the deadline (the margin exists for it), so no entry waits `CLAIM_IDLE_MS` for
+    /// nothing; if processing fails, the prefetched entries stay pending and are reclaimed.
     pub async fn run_until(&self, deadline: Instant) -> Result<DrainReport, DrainError> {
         let mut report = DrainReport::default();
         self.queue.ensure_group().await?;
         let mut cursor = Some("0-0".to_owned());
+        let mut next: Option<Batch> = None;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let (deliveries, deleted, claimed) = match &cursor {
-                Some(from) => {
-                    let c = self
-                        .queue
-                        .claim_stale(from, self.claim_idle, self.read_count)
-                        .await?;
-                    cursor = Some(c.next_cursor).filter(|next| next != "0-0");
-                    (c.deliveries, c.deleted_ids, true)
+            let batch = match next.take() {
+                Some(batch) => batch,
+                None => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match self
+                        .fetch(&mut cursor, self.block_timeout.min(left))
+                        .await?
+                    {
+                        Some(batch) => batch,
+                        None => break,
+                    }
                 }
-                None => (Vec::new(), Vec::new(), false),
-            };
-            let (deliveries, claimed) = if deliveries.is_empty() && deleted.is_empty() {
-                if cursor.is_some() {
-                    continue; // the XAUTOCLAIM scan has more of the pending list to look at
-                }
-                let new = self
-                    .queue
-                    .read_new(self.read_count, self.block_timeout.min(left))
-                    .await?;
-                if new.is_empty() {
-                    break;
-                }
-                (new, false)
-            } else {
-                (deliveries, claimed)
             };
             fail::fail_point!("drain::after_read", |_| Err(injected()));
-            self.process(deliveries, claimed, &mut report).await?;
-            self.account_deleted(&deleted, &mut report).await?;
+            let time_for_more = !deadline.saturating_duration_since(Instant::now()).is_zero();
+            let (processed, prefetched) = tokio::join!(self.process(batch, &mut report), async {
+                if time_for_more {
+                    self.fetch(&mut cursor, Duration::ZERO).await
+                } else {
+                    Ok(None)
+                }
+            });
+            processed?;
+            next = prefetched?;
             if !self.batch_delay.is_zero() {
                 tokio::time::sleep(
                     self.batch_delay
@@ -159,12 +168,41 @@ impl Drain {
         Ok(report)
     }
 
-    async fn process(
+    /// The next batch: entries left idle too long by any consumer (XAUTOCLAIM, scanning the
+    /// pending list once per invocation), else new ones (XREADGROUP, waiting up to `block`).
+    async fn fetch(
         &self,
-        deliveries: Vec<Delivery>,
-        claimed: bool,
-        report: &mut DrainReport,
-    ) -> Result<(), DrainError> {
+        cursor: &mut Option<String>,
+        block: Duration,
+    ) -> Result<Option<Batch>, DrainError> {
+        while let Some(from) = cursor.clone() {
+            let claimed = self
+                .queue
+                .claim_stale(&from, self.claim_idle, self.read_count)
+                .await?;
+            *cursor = Some(claimed.next_cursor).filter(|next| next != "0-0");
+            if !claimed.deliveries.is_empty() || !claimed.deleted_ids.is_empty() {
+                return Ok(Some(Batch {
+                    deliveries: claimed.deliveries,
+                    deleted: claimed.deleted_ids,
+                    claimed: true,
+                }));
+            }
+        }
+        let new = self.queue.read_new(self.read_count, block).await?;
+        Ok((!new.is_empty()).then_some(Batch {
+            deliveries: new,
+            deleted: Vec::new(),
+            claimed: false,
+        }))
+    }
+
+    async fn process(&self, batch: Batch, report: &mut DrainReport) -> Result<(), DrainError> {
+        let Batch {
+            deliveries,
+            deleted,
+            claimed,
+        } = batch;
         let counts = match (claimed, deliveries.first(), deliveries.last()) {
             (true, Some(first), Some(last)) => {
                 self.queue
@@ -192,7 +230,7 @@ impl Drain {
             }
         }
 
-        let chunks: Vec<QueuedChunk> = work.iter().map(|(_, c)| c.clone()).collect();
+        let chunks: Vec<&QueuedChunk> = work.iter().map(|(_, c)| c).collect();
         let mut outcomes = match self.store.store_chunks(&chunks).await {
             Ok(outcomes) => outcomes,
             Err(StoreError::Refused(e)) => {
@@ -231,7 +269,7 @@ impl Drain {
             report.leads_stored += u64::from(o.successful);
             report.leads_failed += u64::from(o.failed);
         }
-        Ok(())
+        self.account_deleted(&deleted, report).await
     }
 
     /// A batch the database refused holds at least one entry it will always refuse: store

@@ -175,10 +175,11 @@ impl Store {
 
     /// Stores the leads of several entries in one transaction and returns every entry's outcome,
     /// keyed by `(import_id, seq)`: decided now, or recorded earlier by another delivery.
-    pub async fn store_chunks(
+    pub async fn store_chunks<C: std::borrow::Borrow<QueuedChunk>>(
         &self,
-        chunks: &[QueuedChunk],
+        chunks: &[C],
     ) -> Result<HashMap<(String, u32), ChunkOutcome>, StoreError> {
+        let chunks: Vec<&QueuedChunk> = chunks.iter().map(|c| c.borrow()).collect();
         let mut outcomes = HashMap::with_capacity(chunks.len());
         if chunks.is_empty() {
             return Ok(outcomes);
@@ -209,6 +210,7 @@ impl Store {
             let mut seen = HashSet::new();
             chunks
                 .iter()
+                .copied()
                 .filter(|c| claimed.contains(&(c.import_id.clone(), c.seq as i32)))
                 .filter(|c| seen.insert((c.import_id.as_str(), c.seq)))
                 .collect()
