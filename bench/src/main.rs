@@ -798,7 +798,7 @@ fn drain_phase(redis_url: &str, database_url: &str, timeout_s: usize) -> anyhow:
 /// deadlines until an invocation finds nothing; prints what it did as JSON.
 async fn drain_child() -> anyhow::Result<()> {
     let timeout = Duration::from_secs(env_usize("BENCH_DRAIN_TIMEOUT_S", 60)? as u64);
-    let function = DrainFunction::new(App::from_env()?).await;
+    let function = DrainFunction::new(App::from_env().await?).await;
     let event: aws_lambda_events::eventbridge::EventBridgeEvent<Value> =
         serde_json::from_str(include_str!("../../events/drain-scheduled.json"))?;
     let started = Instant::now();

@@ -1,11 +1,14 @@
 //! Wiring: the clients every function builds once per execution environment.
 
 use crate::config::Config;
+use crate::db_auth::{AwsIdentity, DatabaseAuth, DbAuthError, IamTokenSource, read_rds_secret};
 use crate::drain::Drain;
 use crate::keys::Keys;
 use crate::queue::Queue;
 use crate::status_cache::StatusCache;
 use crate::store::{Store, StoreError};
+use sqlx::postgres::PgConnectOptions;
+use std::str::FromStr;
 use std::sync::Arc;
 
 /// The service's shared state: cheap to clone, built once at cold start.
@@ -15,6 +18,13 @@ pub struct App {
     pub store: Store,
     pub queue: Queue,
     pub cache: StatusCache,
+    /// With `DATABASE_AUTH=iam`: renews the password (an RDS auth token) before it expires.
+    iam: Option<Arc<IamPassword>>,
+}
+
+struct IamPassword {
+    source: IamTokenSource,
+    options: PgConnectOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -25,22 +35,74 @@ pub enum StartupError {
     RedisUrl,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("database auth: {0}")]
+    DatabaseAuth(#[from] DbAuthError),
 }
 
 impl App {
-    /// Builds the clients without connecting: a cold start never fails because a dependency
-    /// is down; the first request that needs it answers 503 instead.
+    /// Builds the clients without connecting, with `DATABASE_URL`'s own credentials: a cold
+    /// start never fails because a dependency is down; the first request that needs it
+    /// answers 503 instead.
     pub fn new(config: Config) -> Result<Self, StartupError> {
+        let options =
+            PgConnectOptions::from_str(&config.database_url).map_err(|_| StoreError::BadUrl)?;
+        Self::build(config, options, None)
+    }
+
+    /// The functions' constructor: `Config` and `DATABASE_AUTH` from the environment. With
+    /// `secret`, the secret is read here, once per cold start; with `iam`, the first token is
+    /// signed here (locally, from the role's credentials) and renewed by [`App::refresh`].
+    pub async fn from_env() -> Result<Self, StartupError> {
+        Self::from_lookup(|name| std::env::var(name).ok()).await
+    }
+
+    /// [`App::from_env`] over any source of variables (the tests pass a map).
+    pub async fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, StartupError> {
+        let config = Config::from_lookup(&lookup)?;
+        let options =
+            PgConnectOptions::from_str(&config.database_url).map_err(|_| StoreError::BadUrl)?;
+        match DatabaseAuth::from_lookup(&lookup)? {
+            DatabaseAuth::Password => Self::build(config, options, None),
+            DatabaseAuth::Secret { secret_id } => {
+                let secret =
+                    read_rds_secret(&AwsIdentity::from_lookup(&lookup)?, &secret_id).await?;
+                // The host stays DATABASE_URL's: it may be an RDS Proxy in front of the database.
+                let options = options
+                    .username(&secret.username)
+                    .password(&secret.password);
+                Self::build(config, options, None)
+            }
+            DatabaseAuth::Iam => {
+                let identity = AwsIdentity::from_lookup(&lookup)?;
+                let source = IamTokenSource::new(
+                    identity,
+                    options.get_host(),
+                    options.get_port(),
+                    options.get_username(),
+                );
+                let token = source.token().await?;
+                let signed_in = options.clone().password(&token);
+                Self::build(config, signed_in, Some(IamPassword { source, options }))
+            }
+        }
+    }
+
+    fn build(
+        config: Config,
+        options: PgConnectOptions,
+        iam: Option<IamPassword>,
+    ) -> Result<Self, StartupError> {
         // Lambda runs one request at a time per environment; a few connections cover the
         // drain's overlapping work, and RDS Proxy (or `max_connections`) bounds the rest.
-        let store = Store::connect_lazy(&config.database_url, 4)?;
-        let longest_block = config.block_timeout;
+        let store = Store::with_options(options, 4);
         let (queue, cache) = Queue::connect(
             &config.redis_url,
             Keys::new(&config.key_prefix),
             &config.consumer_name,
             config.cache_ttl,
-            longest_block,
+            config.block_timeout,
         )
         .map_err(|_| StartupError::RedisUrl)?;
         tracing::info!(consumer = %config.consumer_name, "clients built for this execution environment");
@@ -49,11 +111,21 @@ impl App {
             store,
             queue,
             cache,
+            iam: iam.map(Arc::new),
         })
     }
 
-    pub fn from_env() -> Result<Self, StartupError> {
-        Self::new(Config::from_env()?)
+    /// Called at the start of every invocation: with IAM auth, makes sure connections the pool
+    /// opens from now on use a token with minutes to spare (a token is checked only when a
+    /// connection opens, so open connections outlive it). Does nothing otherwise.
+    pub async fn refresh(&self) -> Result<(), DbAuthError> {
+        if let Some(iam) = &self.iam {
+            let token = iam.source.token().await?;
+            self.store
+                .pool()
+                .set_connect_options(iam.options.clone().password(&token));
+        }
+        Ok(())
     }
 
     pub fn drain(&self) -> Drain {

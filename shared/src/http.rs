@@ -29,17 +29,38 @@ pub const STATUS_PATH: &str = "/leads/import/{importId}/status";
 
 /// `POST /leads/import`.
 pub fn import_router(app: App) -> Router {
-    with_fallbacks(import_routes()).with_state(app)
+    finish(import_routes(), app)
 }
 
 /// `GET /leads/import/{importId}/status`.
 pub fn status_router(app: App) -> Router {
-    with_fallbacks(status_routes()).with_state(app)
+    finish(status_routes(), app)
 }
 
 /// Both, for the local run.
 pub fn router(app: App) -> Router {
-    with_fallbacks(import_routes().merge(status_routes())).with_state(app)
+    finish(import_routes().merge(status_routes()), app)
+}
+
+fn finish(routes: Router<App>, app: App) -> Router {
+    with_fallbacks(routes)
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            refresh_credentials,
+        ))
+        .with_state(app)
+}
+
+/// With IAM database auth, renews the token before a handler may open a connection.
+async fn refresh_credentials(
+    State(app): State<App>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match app.refresh().await {
+        Ok(()) => next.run(request).await,
+        Err(e) => unavailable("renew the database credentials")(e).into_response(),
+    }
 }
 
 fn import_routes() -> Router<App> {

@@ -15,10 +15,12 @@
 //! * [`identity`] reads the caller from the authorizer's request context.
 //! * [`http`] is the API (axum routers served by `lambda_http` and by the local run);
 //!   [`problem`] is its only error shape; [`job_status`] its status document.
-//! * [`config`] reads every knob; [`telemetry`] sets up logs.
+//! * [`config`] reads every knob; [`db_auth`] signs in to Postgres on AWS (IAM token or
+//!   Secrets Manager); [`telemetry`] sets up logs.
 
 pub mod app;
 pub mod config;
+pub mod db_auth;
 pub mod domain;
 pub mod drain;
 pub mod http;

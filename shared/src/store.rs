@@ -11,7 +11,6 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -66,11 +65,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 impl Store {
     /// Connects on first use, so a cold start succeeds while Postgres is down (requests then
     /// answer 503). `sslmode` and the other URL parameters are honoured.
-    pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl)?;
-        Ok(Self::with_options(options, max_connections))
-    }
-
     pub fn with_options(options: PgConnectOptions, max_connections: u32) -> Self {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)

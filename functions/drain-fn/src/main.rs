@@ -7,7 +7,7 @@ use shared::lambda::DrainFunction;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let function = DrainFunction::new(shared::app::App::from_env()?).await;
+    let function = DrainFunction::new(shared::app::App::from_env().await?).await;
     let function = &function;
     run(service_fn(move |event: LambdaEvent<_>| {
         function.handle(event)

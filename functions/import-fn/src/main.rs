@@ -7,6 +7,6 @@ use lambda_http::{Error, run};
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     // Clients are built once per execution environment and reused by every request.
-    let app = shared::app::App::from_env()?;
+    let app = shared::app::App::from_env().await?;
     run(shared::http::import_router(app)).await
 }

@@ -6,6 +6,6 @@ use lambda_http::{Error, run};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let app = shared::app::App::from_env()?;
+    let app = shared::app::App::from_env().await?;
     run(shared::http::status_router(app)).await
 }

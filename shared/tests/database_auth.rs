@@ -1,0 +1,80 @@
+//! `DATABASE_AUTH` as the functions see it: with `iam`, the App signs an RDS auth token from
+//! the role's credentials at cold start and renews it per invocation; the pipeline works.
+//! (The token itself is checked byte for byte against botocore in `db_auth`'s unit tests; the
+//! test servers trust any password, so this proves the wiring, not the token.)
+
+mod support;
+
+use serde_json::json;
+use shared::app::{App, StartupError};
+use std::collections::HashMap;
+use support::spawn_app;
+
+fn iam_vars(t: &support::TestApp) -> HashMap<&'static str, String> {
+    HashMap::from([
+        ("REDIS_URL", t.redis_url.clone()),
+        ("DATABASE_URL", t.database_url.clone()),
+        ("REDIS_KEY_PREFIX", t.prefix.clone()),
+        ("BLOCK_TIMEOUT", "0".to_owned()),
+        ("DATABASE_AUTH", "iam".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE".to_owned()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_owned(),
+        ),
+    ])
+}
+
+#[tokio::test]
+async fn iam_auth_signs_in_and_renews_per_invocation() {
+    let mut t = spawn_app().await;
+    let vars = iam_vars(&t);
+    t.app = App::from_lookup(|k| vars.get(k).cloned())
+        .await
+        .expect("an App with IAM database auth");
+    t.app
+        .refresh()
+        .await
+        .expect("a renewal is a cached token or a fresh signature, never an error");
+    let accepted = t
+        .post_import(&json!({"importId":"iam","leads":[{"fullName":"A","email":"a@iam.example.com"}],"createdBy":"u"}).to_string())
+        .await;
+    assert_eq!(accepted.status, 202);
+    t.drain_all().await;
+    assert_eq!(
+        t.assert_job_accounted("iam", 1).await["status"],
+        "completed"
+    );
+}
+
+#[tokio::test]
+async fn iam_auth_without_credentials_fails_at_cold_start_with_a_clear_reason() {
+    let t = spawn_app().await;
+    let mut vars = iam_vars(&t);
+    vars.remove("AWS_ACCESS_KEY_ID");
+    let Err(err) = App::from_lookup(|k| vars.get(k).cloned()).await else {
+        panic!("no credentials, no App")
+    };
+    assert!(matches!(err, StartupError::DatabaseAuth(_)), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("AWS_ACCESS_KEY_ID"), "{text}");
+    assert!(
+        !text.contains("wJalrXUtnFEMI"),
+        "the secret key never appears: {text}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_mode_is_refused() {
+    let t = spawn_app().await;
+    let mut vars = iam_vars(&t);
+    vars.insert("DATABASE_AUTH", "kerberos".to_owned());
+    let Err(err) = App::from_lookup(|k| vars.get(k).cloned()).await else {
+        panic!("unknown mode accepted")
+    };
+    assert_eq!(
+        err.to_string(),
+        "database auth: DATABASE_AUTH must be one of password, secret, iam, got \"kerberos\""
+    );
+}
