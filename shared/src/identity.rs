@@ -55,7 +55,7 @@ impl Caller {
                 .find(|s| !s.trim().is_empty())
         });
         match iam {
-            Some(principal) => Caller::Verified(principal.trim().to_owned()),
+            Some(principal) => Caller::Verified(without_session(principal.trim()).to_owned()),
             None => Caller::Unverified,
         }
     }
@@ -82,6 +82,20 @@ impl Caller {
 }
 
 /// `403`: the request names an identity other than the caller's.
+/// An assumed role's ARN names the session too
+/// (`arn:aws:sts::123456789012:assumed-role/Importer/session-42`): the principal is the role,
+/// so every session of it sees the same jobs, and the ARN stays within `createdBy`'s length.
+fn without_session(arn: &str) -> &str {
+    match arn.split_once(":assumed-role/") {
+        Some((_, role_and_session)) if role_and_session.contains('/') => {
+            let cut = arn.len() - role_and_session.len()
+                + role_and_session.find('/').unwrap_or(role_and_session.len());
+            &arn[..cut]
+        }
+        _ => arn,
+    }
+}
+
 pub fn forbidden(detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
 }
@@ -124,6 +138,23 @@ mod tests {
         let caller = Caller::from_context(Some(&ctx));
         assert_eq!(caller, Caller::Verified("user-1".into()));
         assert!(caller.may_see("user-1") && !caller.may_see("user-2"));
+    }
+
+    #[test]
+    fn an_assumed_role_is_the_caller_whatever_the_session() {
+        let long_session = format!(
+            "arn:aws:sts::123456789012:assumed-role/Importer/{}",
+            "s".repeat(64)
+        );
+        assert_eq!(
+            without_session(&long_session),
+            "arn:aws:sts::123456789012:assumed-role/Importer"
+        );
+        assert_eq!(
+            without_session("arn:aws:iam::123456789012:user/ada"),
+            "arn:aws:iam::123456789012:user/ada"
+        );
+        assert_eq!(without_session("AIDAEXAMPLE"), "AIDAEXAMPLE");
     }
 
     #[test]

@@ -132,9 +132,14 @@ async fn an_iam_caller_is_the_creator() {
     )
     .await;
     assert_eq!(code, 202, "{body}");
+    // The principal is the role, without the session name.
     assert_eq!(
-        stored_creator(&t, "unique-import-id").await,
-        arn.as_str().map(str::to_owned)
+        arn.as_str(),
+        Some("arn:aws:sts::123456789012:assumed-role/crm-importer/importer")
+    );
+    assert_eq!(
+        stored_creator(&t, "unique-import-id").await.as_deref(),
+        Some("arn:aws:sts::123456789012:assumed-role/crm-importer")
     );
     let (code, _) = replay(
         shared::http::status_router(t.app.clone()),
