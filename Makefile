@@ -6,10 +6,11 @@ CARGO ?= cargo
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test deps fmt clippy unit emulator migrate dead-letters redrive
+.PHONY: run test deps lint fmt clippy unit emulator migrate dead-letters redrive
 
 include mk/fuzz.mk
 include mk/bench.mk
+include mk/deploy.mk
 
 ## run: build and start leads-local on 127.0.0.1:$PORT (default 3000), with private Redis and
 ## Postgres unless REDIS_URL / DATABASE_URL are set. Ctrl-C stops everything.
@@ -19,7 +20,10 @@ run: deps
 
 ## test: formatting, lints, every cargo test, the functions under the Lambda runtime emulator,
 ## and schemathesis against the OpenAPI contract; all against real Redis and Postgres servers.
-test: deps fmt clippy unit emulator fuzz
+test: deps lint unit emulator fuzz
+
+## lint: rustfmt, clippy, and the SAM template (sam validate, sam validate --lint, cfn-lint).
+lint: fmt clippy lint-template
 
 fmt:
 	$(CARGO) fmt --all -- --check

@@ -1,0 +1,69 @@
+# Deployment targets, included by the Makefile: `make tools`, `make build`, `make lint-template`,
+# `make deploy`. See docs/deploying.md.
+#
+#   make build              release Lambda binaries: target/lambda/{import-fn,drain-fn,status-fn}/bootstrap
+#   make build ARCH=arm64   for Graviton (needs the aarch64-unknown-linux-gnu Rust target)
+#   make lint-template               sam validate (SAM transform), sam validate --lint and cfn-lint on template.yaml
+#   make deploy             sam build && sam deploy (guided while samconfig.toml has placeholders)
+#   make deploy GUIDED=1    always guided: asks for every parameter, saves the answers
+#   make tools              installs cargo-lambda, aws-sam-cli and cfn-lint with pip if missing
+
+DEPLOY_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))..)
+
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+# Architecture of `make build`: this machine's by default (x86_64 or arm64). `make deploy`
+# builds with sam instead, for the template's Architecture parameter (samconfig.toml).
+ARCH ?= $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+GUIDED ?=
+LAMBDA_BINARIES := import-fn drain-fn status-fn
+
+LAMBDA_RUST_TARGET = $(if $(filter arm64 aarch64,$(ARCH)),aarch64-unknown-linux-gnu,$(if $(filter x86_64 amd64,$(ARCH)),x86_64-unknown-linux-gnu))
+
+# pip puts the tools' commands in the interpreter's scripts directory (or the user base's
+# bin with --user), which need not be on PATH; the recipes look there first.
+DEPLOY_PATH = $(shell $(PYTHON) -c 'import site, sysconfig; print(sysconfig.get_path("scripts") + ":" + site.getuserbase() + "/bin")' 2>/dev/null):$$PATH
+DEPLOY_ENV = PATH="$(DEPLOY_PATH)" SAM_CLI_TELEMETRY=0
+# sam validate needs a region; any will do for validating.
+DEPLOY_LINT_REGION = AWS_DEFAULT_REGION="$${AWS_REGION:-$${AWS_DEFAULT_REGION:-us-east-1}}"
+
+.PHONY: tools build lint-template deploy
+
+# command:pip-package pairs; only the missing ones are installed.
+DEPLOY_TOOLS := cargo-lambda:cargo-lambda sam:aws-sam-cli cfn-lint:cfn-lint
+
+tools:
+	@PATH="$(DEPLOY_PATH)"; missing=""; \
+	for pair in $(DEPLOY_TOOLS); do \
+	  cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "pip install$$missing"; \
+	  $(PIP) install --quiet $$missing; \
+	fi
+
+build: tools
+	@test -n "$(LAMBDA_RUST_TARGET)" || { echo "ARCH must be x86_64 or arm64, got '$(ARCH)'" >&2; exit 1; }
+	@if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx '$(LAMBDA_RUST_TARGET)'; then \
+	  rustup target add $(LAMBDA_RUST_TARGET) || { echo "the Rust target $(LAMBDA_RUST_TARGET) is missing: rustup target add $(LAMBDA_RUST_TARGET)" >&2; exit 1; }; \
+	fi
+	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) cargo lambda build --release --target $(LAMBDA_RUST_TARGET) $(addprefix --bin ,$(LAMBDA_BINARIES))
+	@cd $(DEPLOY_ROOT) && for bin in $(LAMBDA_BINARIES); do ls -l "$${CARGO_TARGET_DIR:-target}/lambda/$$bin/bootstrap"; done
+
+# `sam validate --lint` only runs cfn-lint; plain `sam validate` runs SAM's transform (offline),
+# which is what refuses SAM-level mistakes such as an intrinsic in an HttpApi's Auth.
+lint-template: tools
+	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) $(DEPLOY_LINT_REGION) sam validate --template template.yaml
+	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) $(DEPLOY_LINT_REGION) sam validate --lint --template template.yaml
+	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) cfn-lint template.yaml
+
+# Guided (interactive: asks for each parameter and saves them to samconfig.toml) when
+# GUIDED=1 or while samconfig.toml still holds the REPLACE_ME placeholders.
+deploy: tools
+	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) sam build
+	@cd $(DEPLOY_ROOT) && if [ -n "$(GUIDED)" ] || grep -q REPLACE_ME samconfig.toml; then \
+	  echo "sam deploy --guided"; $(DEPLOY_ENV) sam deploy --guided; \
+	else \
+	  echo "sam deploy"; $(DEPLOY_ENV) sam deploy; \
+	fi
