@@ -44,9 +44,11 @@ expect "status-fn reports pending" "$(invoke status-fn status.json)" '\"status\"
 expect "drain-fn stores the lead" "$(invoke drain-fn drain-scheduled.json)" '"leadsStored":1'
 expect "status-fn reports completed" "$(invoke status-fn status.json)" '\"status\":\"completed\"'
 expect "import-fn answers a retry with 200" "$(invoke import-fn import-seed.json)" '"statusCode":200'
+expect "import-fn refuses malformed JSON with a problem" "$(invoke import-fn import-bad-json.json)" '"statusCode":400'
+expect "import-fn refuses a form-encoded body" "$(invoke import-fn import-form-encoded.json)" '"statusCode":415'
 expect "drain-fn runs again on the same environment" "$(invoke drain-fn drain-scheduled.json)" '"entries":0'
 inits=$(grep -ac 'clients built for this execution environment' "$work/watch.log" || true)
-expect "clients built once per function (3 functions, 6 invocations)" "inits=$inits" "inits=3"
+expect "clients built once per function (3 functions, 8 invocations)" "inits=$inits" "inits=3"
 
 echo "lambda emulator: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || { echo "--- cargo lambda watch log"; tail -50 "$work/watch.log"; exit 1; }

@@ -327,3 +327,32 @@ async fn redis_down_answers_503_and_records_nothing_visible() {
         "no connection detail leaks: {text}"
     );
 }
+
+#[tokio::test]
+async fn the_bad_request_events_get_their_problems_and_queue_nothing() {
+    let t = spawn_app().await;
+    for (event, status) in [
+        ("import-bad-json.json", 400),
+        ("import-missing-created-by.json", 400),
+        ("import-form-encoded.json", 415),
+    ] {
+        let response = replay(
+            shared::http::import_router(t.app.clone()),
+            &read_event(event),
+        )
+        .await;
+        assert_eq!(response["statusCode"], status, "{event}: {response}");
+        assert_eq!(
+            response["headers"]["content-type"], "application/problem+json",
+            "{event}"
+        );
+        assert_eq!(body_of(&response)["status"], status, "{event}");
+    }
+    let response = replay(
+        shared::http::status_router(t.app.clone()),
+        &read_event("status-bad-id.json"),
+    )
+    .await;
+    assert_eq!(response["statusCode"], 400, "{response}");
+    assert_eq!(t.xlen().await, 0, "nothing queued");
+}
