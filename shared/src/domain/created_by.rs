@@ -1,4 +1,4 @@
-use super::{FieldError, is_control};
+use super::{FieldError, plain_text};
 
 /// Who asked for the import (a user id of the calling CRM), stored with every lead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,29 +8,7 @@ const MAX_LEN: usize = 128;
 
 impl CreatedBy {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(FieldError::new(
-                "createdBy",
-                "required",
-                "createdBy is required",
-            ));
-        }
-        if trimmed.chars().count() > MAX_LEN {
-            return Err(FieldError::new(
-                "createdBy",
-                "too_long",
-                format!("createdBy must be at most {MAX_LEN} characters"),
-            ));
-        }
-        if trimmed.chars().any(is_control) {
-            return Err(FieldError::new(
-                "createdBy",
-                "control_character",
-                "createdBy must not contain control characters",
-            ));
-        }
-        Ok(Self(trimmed.to_owned()))
+        plain_text(raw, "createdBy", MAX_LEN).map(|text| Self(text.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -1,4 +1,4 @@
-use super::{FieldError, is_control};
+use super::{FieldError, plain_text};
 
 /// A lead's name: trimmed, 1 to 200 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,29 +8,7 @@ const MAX_CHARS: usize = 200;
 
 impl FullName {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(FieldError::new(
-                "fullName",
-                "required",
-                "fullName is required",
-            ));
-        }
-        if trimmed.chars().count() > MAX_CHARS {
-            return Err(FieldError::new(
-                "fullName",
-                "too_long",
-                format!("fullName must be at most {MAX_CHARS} characters"),
-            ));
-        }
-        if trimmed.chars().any(is_control) {
-            return Err(FieldError::new(
-                "fullName",
-                "control_character",
-                "fullName must not contain control characters",
-            ));
-        }
-        Ok(Self(trimmed.to_owned()))
+        plain_text(raw, "fullName", MAX_CHARS).map(|text| Self(text.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -78,6 +78,38 @@ macro_rules! closed_set {
 }
 pub(crate) use closed_set;
 
+/// The rule shared by names and identifiers: trimmed, 1 to `max_chars` characters (not
+/// bytes), no control characters. Returns the trimmed text.
+pub(crate) fn plain_text<'a>(
+    raw: &'a str,
+    field: &'static str,
+    max_chars: usize,
+) -> Result<&'a str, FieldError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(FieldError::new(
+            field,
+            "required",
+            format!("{field} is required"),
+        ));
+    }
+    if trimmed.chars().count() > max_chars {
+        return Err(FieldError::new(
+            field,
+            "too_long",
+            format!("{field} must be at most {max_chars} characters"),
+        ));
+    }
+    if trimmed.chars().any(is_control) {
+        return Err(FieldError::new(
+            field,
+            "control_character",
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    Ok(trimmed)
+}
+
 /// True for characters that have no place in a name or an identifier (C0, DEL, C1).
 pub(crate) fn is_control(c: char) -> bool {
     c.is_control()

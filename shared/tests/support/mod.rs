@@ -80,42 +80,7 @@ pub struct TestApp {
 /// `overrides` (environment-style pairs) says otherwise.
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let urls = servers();
-    let name = format!("t{}", uuid::Uuid::new_v4().simple());
-    create_database(&urls.postgres_admin, &name)
-        .await
-        .expect("create test database");
-    let database_url = urls
-        .postgres_admin
-        .rsplit_once('/')
-        .map(|(base, _)| format!("{base}/{name}"))
-        .unwrap();
-    let prefix = format!("{name}:");
-    let mut vars: HashMap<String, String> = HashMap::from([
-        ("REDIS_URL".into(), urls.redis.clone()),
-        ("DATABASE_URL".into(), database_url.clone()),
-        ("REDIS_KEY_PREFIX".into(), prefix.clone()),
-        // Tests never wait for a block: an idle drain returns at once.
-        ("BLOCK_TIMEOUT".into(), "0".into()),
-    ]);
-    for (k, v) in overrides {
-        vars.insert(k.to_string(), v.to_string());
-    }
-    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
-    let app = App::new(config).expect("app");
-    app.store.migrate().await.expect("migrations");
-    let redis = redis::Client::open(urls.redis.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    TestApp {
-        db: app.store.pool().clone(),
-        app,
-        redis,
-        database_url,
-        redis_url: urls.redis.clone(),
-        prefix,
-    }
+    spawn_app_on(&urls.redis, &urls.postgres_admin, overrides).await
 }
 
 pub async fn spawn_app() -> TestApp {
