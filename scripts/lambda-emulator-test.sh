@@ -50,5 +50,5 @@ expect "drain-fn runs again on the same environment" "$(invoke drain-fn drain-sc
 inits=$(grep -ac 'clients built for this execution environment' "$work/watch.log" || true)
 expect "clients built once per function (3 functions, 8 invocations)" "inits=$inits" "inits=3"
 
-echo "lambda emulator: $passed passed, $failed failed"
+echo "emulator: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || { echo "--- cargo lambda watch log"; tail -50 "$work/watch.log"; exit 1; }
