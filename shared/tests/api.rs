@@ -4,26 +4,13 @@
 mod support;
 
 use http::StatusCode;
-use lambda_http::Service;
 use serde_json::{Value, json};
 use support::{read_event, spawn_app, synthetic_leads};
 
 const SEED_BODY: &str = r#"{"importId":"unique-import-id","leads":[{"fullName":"John Doe","email":"john@example.com","phone":"+1234567890","status":"NEW","source":"WEBSITE"}],"createdBy":"507f1f77bcf86cd799439011"}"#;
 
-/// Sends an API Gateway v2 event through `lambda_http`'s adapter, exactly as the runtime does,
-/// and returns the API Gateway response JSON.
 async fn replay(router: axum::Router, event: &str) -> Value {
-    let request: lambda_http::request::LambdaRequest =
-        serde_json::from_str(event).expect("an API Gateway v2 event");
-    let mut adapter = lambda_http::Adapter::from(router);
-    let response = adapter
-        .call(lambda_runtime::LambdaEvent::new(
-            request,
-            lambda_runtime::Context::default(),
-        ))
-        .await
-        .unwrap();
-    serde_json::to_value(response).unwrap()
+    support::replay_event(router, event).await
 }
 
 fn body_of(response: &Value) -> Value {

@@ -7,25 +7,13 @@
 
 mod support;
 
-use lambda_http::Service;
 use serde_json::{Value, json};
 use support::{read_event, spawn_app};
 
 const CREATOR: &str = "507f1f77bcf86cd799439011";
 
 async fn replay(router: axum::Router, event: &str) -> (u64, Value) {
-    let request: lambda_http::request::LambdaRequest =
-        serde_json::from_str(event).expect("an API Gateway v2 event");
-    let response = lambda_http::Adapter::from(router)
-        .call(lambda_runtime::LambdaEvent::new(
-            request,
-            lambda_runtime::Context::default(),
-        ))
-        .await
-        .unwrap();
-    let response = serde_json::to_value(response).unwrap();
-    let body = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
-    (response["statusCode"].as_u64().unwrap(), body)
+    support::status_and_body(&support::replay_event(router, event).await)
 }
 
 async fn stored_creator(t: &support::TestApp, import_id: &str) -> Option<String> {

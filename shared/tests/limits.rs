@@ -5,7 +5,6 @@
 mod support;
 
 use http::StatusCode;
-use lambda_http::Service;
 use serde_json::{Value, json};
 use support::{Answer, TestApp, read_event, spawn_app};
 
@@ -365,20 +364,7 @@ async fn the_lambda_path_enforces_the_same_limits() {
             }
         }
         let router = shared::http::import_router(t.app.clone());
-        async move {
-            let request: lambda_http::request::LambdaRequest =
-                serde_json::from_value(event).unwrap();
-            let response = lambda_http::Adapter::from(router)
-                .call(lambda_runtime::LambdaEvent::new(
-                    request,
-                    lambda_runtime::Context::default(),
-                ))
-                .await
-                .unwrap();
-            let response = serde_json::to_value(response).unwrap();
-            let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
-            (response["statusCode"].as_u64().unwrap(), body)
-        }
+        async move { support::status_and_body(&support::replay_event(router, &event.to_string()).await) }
     };
     let (status, body) = replay(
         vec![b' '; shared::http::MAX_BODY_BYTES + 1],

@@ -257,6 +257,28 @@ fn redis_value_json(v: redis::Value) -> Value {
     }
 }
 
+/// Sends an API Gateway v2 event (JSON) through `lambda_http`'s adapter, exactly as the Lambda
+/// runtime does, and returns the API Gateway response JSON (`statusCode`, `headers`, `body`).
+pub async fn replay_event(router: axum::Router, event: &str) -> Value {
+    use lambda_http::Service;
+    let request: lambda_http::request::LambdaRequest =
+        serde_json::from_str(event).expect("an API Gateway v2 event");
+    let response = lambda_http::Adapter::from(router)
+        .call(lambda_runtime::LambdaEvent::new(
+            request,
+            lambda_runtime::Context::default(),
+        ))
+        .await
+        .unwrap();
+    serde_json::to_value(response).unwrap()
+}
+
+/// The status code and the JSON body of a replayed event's response.
+pub fn status_and_body(response: &Value) -> (u64, Value) {
+    let body = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    (response["statusCode"].as_u64().unwrap(), body)
+}
+
 /// The sample EventBridge event from `events/`, with an invocation deadline `ms` from now.
 pub fn scheduled_event(
     ms: u64,
