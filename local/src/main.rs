@@ -21,34 +21,17 @@ const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init();
+    let command = std::env::args().nth(1);
+    match command.as_deref() {
+        Some("migrate") => return migrate().await,
+        Some("redrive") => return redrive(std::env::args().nth(2).as_deref()).await,
+        Some("servers") | None => {}
+        Some(other) => {
+            anyhow::bail!("unknown command {other:?}: use migrate, redrive [ID], servers, or none")
+        }
+    }
+    let servers_only = command.is_some();
     let mut config = Config::from_env()?;
-    if std::env::args().nth(1).as_deref() == Some("redrive") {
-        anyhow::ensure!(
-            std::env::var_os("REDIS_URL").is_some() && std::env::var_os("DATABASE_URL").is_some(),
-            "set REDIS_URL and DATABASE_URL to the deployment whose dead letters to re-drive"
-        );
-        let only = std::env::args().nth(2);
-        let report =
-            shared::redrive::redrive_dead_letters(&App::new(config)?, only.as_deref()).await?;
-        println!(
-            "re-driven: {}, left for inspection (undecodable): {}",
-            report.requeued, report.undecodable
-        );
-        return Ok(());
-    }
-    if std::env::args().nth(1).as_deref() == Some("migrate") {
-        anyhow::ensure!(
-            std::env::var_os("DATABASE_URL").is_some(),
-            "set DATABASE_URL to the database to migrate"
-        );
-        App::new(config)?
-            .store
-            .migrate()
-            .await
-            .context("applying migrations")?;
-        println!("migrations applied");
-        return Ok(());
-    }
     // Kept alive until the end of main; dropping them stops the servers.
     let mut _redis = None;
     let mut _postgres = None;
@@ -67,7 +50,6 @@ async fn main() -> anyhow::Result<()> {
     }
     let port = config.port;
     let interval = config.drain_interval;
-    let servers_only = std::env::args().nth(1).as_deref() == Some("servers");
     if servers_only {
         println!(
             "REDIS_URL={}\nDATABASE_URL={}",
@@ -104,6 +86,36 @@ async fn main() -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     drain_loop.abort();
+    Ok(())
+}
+
+/// `leads-local migrate`: the functions' own constructor, so `DATABASE_AUTH` applies too.
+async fn migrate() -> anyhow::Result<()> {
+    anyhow::ensure!(
+        std::env::var_os("DATABASE_URL").is_some(),
+        "set DATABASE_URL to the database to migrate"
+    );
+    App::from_env()
+        .await?
+        .store
+        .migrate()
+        .await
+        .context("applying migrations")?;
+    println!("migrations applied");
+    Ok(())
+}
+
+/// `leads-local redrive [ID]`: dead letters of the deployment REDIS_URL/DATABASE_URL name.
+async fn redrive(only: Option<&str>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        std::env::var_os("REDIS_URL").is_some() && std::env::var_os("DATABASE_URL").is_some(),
+        "set REDIS_URL and DATABASE_URL to the deployment whose dead letters to re-drive"
+    );
+    let report = shared::redrive::redrive_dead_letters(&App::from_env().await?, only).await?;
+    println!(
+        "re-driven: {}, left for inspection (undecodable): {}",
+        report.requeued, report.undecodable
+    );
     Ok(())
 }
 

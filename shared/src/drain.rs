@@ -19,7 +19,7 @@
 use crate::config::Config;
 use crate::import_plan::QueuedChunk;
 use crate::job_status::ChunkOutcome;
-use crate::queue::{Delivery, Queue};
+use crate::queue::{Delivery, Queue, entry_age};
 use crate::status_cache::StatusCache;
 use crate::store::{Store, StoreError};
 use serde::Serialize;
@@ -156,15 +156,18 @@ impl Drain {
                 .await;
             }
         }
-        match self.queue.trim_acknowledged().await {
+        // One look at the pending list serves both the trim bound and the backlog alarm.
+        let oldest_pending = self.queue.oldest_pending_id().await?;
+        match self
+            .queue
+            .trim_acknowledged(oldest_pending.as_deref())
+            .await
+        {
             Ok(n) => report.trimmed = n,
             Err(e) => tracing::warn!(error = %e, "could not trim acknowledged entries"),
         }
-        report.oldest_pending_age_ms = self
-            .queue
-            .oldest_pending_age()
-            .await?
-            .map_or(0, |age| age.as_millis() as u64);
+        report.oldest_pending_age_ms =
+            oldest_pending.map_or(0, |id| entry_age(&id).as_millis() as u64);
         Ok(report)
     }
 

@@ -75,6 +75,15 @@ impl Delivery {
     }
 }
 
+impl From<redis::streams::StreamId> for Delivery {
+    fn from(entry: redis::streams::StreamId) -> Self {
+        Delivery {
+            id: entry.id,
+            fields: entry.map,
+        }
+    }
+}
+
 /// What XAUTOCLAIM found: entries taken over, and ids that were pending but are gone from the
 /// stream (Redis 7+), whose leads must still be accounted for.
 #[derive(Debug, Default)]
@@ -166,20 +175,14 @@ impl Queue {
     /// Creates the consumer group (and the stream) if they do not exist yet. The group starts
     /// at `0` so that entries queued before the first drain ran are delivered too.
     pub async fn ensure_group(&self) -> RedisResult<()> {
-        let result: RedisResult<()> = self
-            .redis
-            .run(|mut c| async move {
-                redis::cmd("XGROUP")
-                    .arg("CREATE")
-                    .arg(&self.keys.stream)
-                    .arg(&self.keys.group)
-                    .arg("0")
-                    .arg("MKSTREAM")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await;
-        match result {
+        let mut create = redis::cmd("XGROUP");
+        create
+            .arg("CREATE")
+            .arg(&self.keys.stream)
+            .arg(&self.keys.group)
+            .arg("0")
+            .arg("MKSTREAM");
+        match self.redis.query::<()>(&create).await {
             Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
             other => other,
         }
@@ -192,30 +195,18 @@ impl Queue {
         min_idle: Duration,
         count: usize,
     ) -> RedisResult<Claimed> {
-        let reply: StreamAutoClaimReply = self
-            .redis
-            .run(|mut c| async move {
-                redis::cmd("XAUTOCLAIM")
-                    .arg(&self.keys.stream)
-                    .arg(&self.keys.group)
-                    .arg(&self.consumer)
-                    .arg(min_idle.as_millis() as u64)
-                    .arg(cursor)
-                    .arg("COUNT")
-                    .arg(count)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
+        let mut claim = redis::cmd("XAUTOCLAIM");
+        claim
+            .arg(&self.keys.stream)
+            .arg(&self.keys.group)
+            .arg(&self.consumer)
+            .arg(min_idle.as_millis() as u64)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(count);
+        let reply: StreamAutoClaimReply = self.redis.query(&claim).await?;
         Ok(Claimed {
-            deliveries: reply
-                .claimed
-                .into_iter()
-                .map(|s| Delivery {
-                    id: s.id,
-                    fields: s.map,
-                })
-                .collect(),
+            deliveries: reply.claimed.into_iter().map(Delivery::from).collect(),
             deleted_ids: reply.deleted_ids,
             next_cursor: reply.next_stream_id,
         })
@@ -223,33 +214,22 @@ impl Queue {
 
     /// XREADGROUP `>`: entries never delivered to any consumer, waiting up to `block` for some.
     pub async fn read_new(&self, count: usize, block: Duration) -> RedisResult<Vec<Delivery>> {
-        let reply: Option<StreamReadReply> = self
-            .redis
-            .run(|mut c| async move {
-                let mut cmd = redis::cmd("XREADGROUP");
-                cmd.arg("GROUP")
-                    .arg(&self.keys.group)
-                    .arg(&self.consumer)
-                    .arg("COUNT")
-                    .arg(count);
-                if !block.is_zero() {
-                    cmd.arg("BLOCK").arg(block.as_millis() as u64);
-                }
-                cmd.arg("STREAMS")
-                    .arg(&self.keys.stream)
-                    .arg(">")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP")
+            .arg(&self.keys.group)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(count);
+        if !block.is_zero() {
+            read.arg("BLOCK").arg(block.as_millis() as u64);
+        }
+        read.arg("STREAMS").arg(&self.keys.stream).arg(">");
+        let reply: Option<StreamReadReply> = self.redis.query(&read).await?;
         Ok(reply
             .into_iter()
             .flat_map(|r| r.keys)
             .flat_map(|k| k.ids)
-            .map(|s| Delivery {
-                id: s.id,
-                fields: s.map,
-            })
+            .map(Delivery::from)
             .collect())
     }
 
@@ -260,20 +240,15 @@ impl Queue {
         last: &str,
         count: usize,
     ) -> RedisResult<HashMap<String, u64>> {
-        let reply: StreamPendingCountReply = self
-            .redis
-            .run(|mut c| async move {
-                redis::cmd("XPENDING")
-                    .arg(&self.keys.stream)
-                    .arg(&self.keys.group)
-                    .arg(first)
-                    .arg(last)
-                    .arg(count)
-                    .arg(&self.consumer)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
+        let mut pending = redis::cmd("XPENDING");
+        pending
+            .arg(&self.keys.stream)
+            .arg(&self.keys.group)
+            .arg(first)
+            .arg(last)
+            .arg(count)
+            .arg(&self.consumer);
+        let reply: StreamPendingCountReply = self.redis.query(&pending).await?;
         Ok(reply
             .ids
             .into_iter()
@@ -286,17 +261,9 @@ impl Queue {
         if ids.is_empty() {
             return Ok(());
         }
-        self.redis
-            .run(|mut c| async move {
-                redis::cmd("XACK")
-                    .arg(&self.keys.stream)
-                    .arg(&self.keys.group)
-                    .arg(ids)
-                    .query_async::<i64>(&mut c)
-                    .await
-            })
-            .await
-            .map(drop)
+        let mut ack = redis::cmd("XACK");
+        ack.arg(&self.keys.stream).arg(&self.keys.group).arg(ids);
+        self.redis.query::<i64>(&ack).await.map(drop)
     }
 
     /// Copies an entry to `lead:imports:dead` with the reason, and acks it, in one MULTI: a
@@ -307,74 +274,52 @@ impl Queue {
         fields: &HashMap<String, Value>,
         reason: &str,
     ) -> RedisResult<()> {
-        self.redis
-            .run(|mut c| async move {
-                let mut pipe = redis::pipe();
-                pipe.atomic();
-                let add = pipe.cmd("XADD").arg(&self.keys.dead_letters).arg("*");
-                add.arg("originalId")
-                    .arg(id)
-                    .arg("reason")
-                    .arg(reason)
-                    .arg("consumer")
-                    .arg(&self.consumer);
-                for (name, value) in fields {
-                    let bytes = redis::from_redis_value_ref::<Vec<u8>>(value).unwrap_or_default();
-                    if !matches!(name.as_str(), "originalId" | "reason" | "consumer") {
-                        add.arg(name).arg(bytes);
-                    }
-                }
-                pipe.ignore();
-                pipe.cmd("XACK")
-                    .arg(&self.keys.stream)
-                    .arg(&self.keys.group)
-                    .arg(id)
-                    .ignore();
-                pipe.query_async::<()>(&mut c).await
-            })
-            .await
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let add = pipe.cmd("XADD").arg(&self.keys.dead_letters).arg("*");
+        add.arg("originalId")
+            .arg(id)
+            .arg("reason")
+            .arg(reason)
+            .arg("consumer")
+            .arg(&self.consumer);
+        for (name, value) in fields {
+            if !matches!(name.as_str(), "originalId" | "reason" | "consumer") {
+                add.arg(name)
+                    .arg(redis::from_redis_value_ref::<Vec<u8>>(value).unwrap_or_default());
+            }
+        }
+        pipe.ignore();
+        pipe.cmd("XACK")
+            .arg(&self.keys.stream)
+            .arg(&self.keys.group)
+            .arg(id)
+            .ignore();
+        self.redis.query_pipe(&pipe).await
     }
 
-    /// Removes acknowledged entries: everything older than the oldest pending entry, or, when
-    /// nothing is pending, older than the last entry delivered to the group. Entries not yet
-    /// delivered and entries still pending are never older than that bound, so they stay.
-    pub async fn trim_acknowledged(&self) -> RedisResult<u64> {
-        let oldest_pending = self.oldest_pending_id().await?;
+    /// Removes acknowledged entries: everything older than the oldest pending entry (pass
+    /// [`Queue::oldest_pending_id`]), or, when nothing is pending, older than the last entry
+    /// delivered to the group. Entries not yet delivered and entries still pending are never
+    /// older than that bound, so they stay.
+    pub async fn trim_acknowledged(&self, oldest_pending: Option<&str>) -> RedisResult<u64> {
         let bound = match oldest_pending {
-            Some(id) => id,
+            Some(id) => id.to_owned(),
             None => match self.last_delivered_id().await? {
                 Some(id) => id,
                 None => return Ok(0),
             },
         };
-        self.redis
-            .run(|mut c| {
-                let bound = bound.clone();
-                async move {
-                    redis::cmd("XTRIM")
-                        .arg(&self.keys.stream)
-                        .arg("MINID")
-                        .arg(bound)
-                        .query_async(&mut c)
-                        .await
-                }
-            })
-            .await
+        let mut trim = redis::cmd("XTRIM");
+        trim.arg(&self.keys.stream).arg("MINID").arg(bound);
+        self.redis.query(&trim).await
     }
 
     /// The id of the oldest entry delivered but not acked, by any consumer of the group.
     pub async fn oldest_pending_id(&self) -> RedisResult<Option<String>> {
-        let summary: Value = self
-            .redis
-            .run(|mut c| async move {
-                redis::cmd("XPENDING")
-                    .arg(&self.keys.stream)
-                    .arg(&self.keys.group)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        let Value::Array(items) = summary else {
+        let mut summary = redis::cmd("XPENDING");
+        summary.arg(&self.keys.stream).arg(&self.keys.group);
+        let Value::Array(items) = self.redis.query(&summary).await? else {
             return Ok(None);
         };
         Ok(items
@@ -383,118 +328,75 @@ impl Queue {
             .flatten())
     }
 
-    /// How long the oldest pending entry has waited since it was queued (ids are timestamps).
-    pub async fn oldest_pending_age(&self) -> RedisResult<Option<Duration>> {
-        let Some(id) = self.oldest_pending_id().await? else {
-            return Ok(None);
-        };
-        let queued_ms: u64 = id
-            .split('-')
-            .next()
-            .and_then(|ms| ms.parse().ok())
-            .unwrap_or(0);
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        Ok(Some(Duration::from_millis(
-            now_ms.saturating_sub(queued_ms),
-        )))
-    }
-
     async fn last_delivered_id(&self) -> RedisResult<Option<String>> {
-        let groups: Vec<HashMap<String, Value>> = self
-            .redis
-            .run(|mut c| async move {
-                redis::cmd("XINFO")
-                    .arg("GROUPS")
-                    .arg(&self.keys.stream)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
+        let mut info = redis::cmd("XINFO");
+        info.arg("GROUPS").arg(&self.keys.stream);
+        let groups: Vec<HashMap<String, Value>> = self.redis.query(&info).await?;
+        let text = |v: &Value| redis::from_redis_value_ref::<String>(v).ok();
         Ok(groups
             .iter()
-            .find(|g| {
-                g.get("name")
-                    .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
-                    .as_deref()
-                    == Some(&self.keys.group)
-            })
+            .find(|g| g.get("name").and_then(text).as_deref() == Some(&self.keys.group))
             .and_then(|g| g.get("last-delivered-id"))
-            .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+            .and_then(text)
             .filter(|id| id != "0-0"))
     }
 
     /// Dead letters, oldest first (at most `count`).
     pub async fn dead_letters(&self, count: usize) -> RedisResult<Vec<Delivery>> {
-        let reply: redis::streams::StreamRangeReply = self
-            .redis
-            .run(|mut c| async move {
-                redis::cmd("XRANGE")
-                    .arg(&self.keys.dead_letters)
-                    .arg("-")
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(count)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(reply
-            .ids
-            .into_iter()
-            .map(|s| Delivery {
-                id: s.id,
-                fields: s.map,
-            })
-            .collect())
+        let mut range = redis::cmd("XRANGE");
+        range
+            .arg(&self.keys.dead_letters)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(count);
+        let reply: redis::streams::StreamRangeReply = self.redis.query(&range).await?;
+        Ok(reply.ids.into_iter().map(Delivery::from).collect())
     }
 
     /// Puts a dead letter's chunk back on the stream as a new entry and removes the dead
     /// letter, in one MULTI (a crash cannot leave it in both or in neither).
     pub async fn requeue_dead_letter(&self, dead_id: &str, chunk: &QueuedChunk) -> RedisResult<()> {
         let leads = serde_json::to_string(&chunk.leads).expect("leads serialize");
-        self.redis
-            .run(|mut c| {
-                let leads = leads.clone();
-                async move {
-                    redis::pipe()
-                        .atomic()
-                        .cmd("XADD")
-                        .arg(&self.keys.stream)
-                        .arg("*")
-                        .arg("importId")
-                        .arg(&chunk.import_id)
-                        .arg("seq")
-                        .arg(chunk.seq)
-                        .arg("createdBy")
-                        .arg(&chunk.created_by)
-                        .arg("leads")
-                        .arg(leads)
-                        .ignore()
-                        .cmd("XDEL")
-                        .arg(&self.keys.dead_letters)
-                        .arg(dead_id)
-                        .ignore()
-                        .query_async::<()>(&mut c)
-                        .await
-                }
-            })
-            .await
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("XADD")
+            .arg(&self.keys.stream)
+            .arg("*")
+            .arg("importId")
+            .arg(&chunk.import_id)
+            .arg("seq")
+            .arg(chunk.seq)
+            .arg("createdBy")
+            .arg(&chunk.created_by)
+            .arg("leads")
+            .arg(leads)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&self.keys.dead_letters)
+            .arg(dead_id)
+            .ignore();
+        self.redis.query_pipe(&pipe).await
     }
 
     /// Redis's eviction policy. Anything but `noeviction` may silently delete queue keys.
     pub async fn maxmemory_policy(&self) -> RedisResult<Option<String>> {
-        let reply: Vec<String> = self
-            .redis
-            .run(|mut c| async move {
-                redis::cmd("CONFIG")
-                    .arg("GET")
-                    .arg("maxmemory-policy")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
+        let mut get = redis::cmd("CONFIG");
+        get.arg("GET").arg("maxmemory-policy");
+        let reply: Vec<String> = self.redis.query(&get).await?;
         Ok(reply.into_iter().nth(1))
     }
+}
+
+/// How long ago a stream entry was added: its id starts with the milliseconds it was added at.
+pub fn entry_age(id: &str) -> Duration {
+    let added_ms: u64 = id
+        .split('-')
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(0);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Duration::from_millis(now_ms.saturating_sub(added_ms))
 }

@@ -6,7 +6,7 @@
 //! repeat (see each caller), which is what makes the retry correct.
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, RedisResult};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisResult};
 use std::future::Future;
 use std::time::Duration;
 
@@ -44,6 +44,20 @@ impl Redis {
             }
             result => result,
         }
+    }
+}
+
+impl Redis {
+    /// Sends one command under the retry-once rule.
+    pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        self.run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    /// Sends a pipeline (a MULTI when it is `atomic`) under the retry-once rule.
+    pub(crate) async fn query_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
+        self.run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await
     }
 }
 

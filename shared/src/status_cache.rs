@@ -49,14 +49,9 @@ impl StatusCache {
 
     /// The cached snapshot, or `None` when the key does not exist (never set, or expired).
     pub async fn get(&self, import_id: &str) -> RedisResult<Option<JobSnapshot>> {
-        let key = self.keys.job(import_id);
-        let fields: HashMap<String, String> = self
-            .redis
-            .run(|mut c| {
-                let key = key.clone();
-                async move { redis::cmd("HGETALL").arg(&key).query_async(&mut c).await }
-            })
-            .await?;
+        let mut get = redis::cmd("HGETALL");
+        get.arg(self.keys.job(import_id));
+        let fields: HashMap<String, String> = self.redis.query(&get).await?;
         Ok(snapshot_from_fields(&fields))
     }
 
@@ -94,26 +89,13 @@ impl StatusCache {
             .await?;
         Ok(applied == 1)
     }
-}
 
-impl StatusCache {
     /// Drops one chunk's outcome from the cache (the dead-letter re-drive; Postgres already
     /// forgot it), so the job reads `processing` until the chunk is stored.
     pub async fn forget_outcome(&self, import_id: &str, seq: u32) -> RedisResult<()> {
-        let key = self.keys.job(import_id);
-        self.redis
-            .run(|mut c| {
-                let key = key.clone();
-                async move {
-                    redis::cmd("HDEL")
-                        .arg(&key)
-                        .arg(format!("o:{seq}"))
-                        .query_async::<i64>(&mut c)
-                        .await
-                }
-            })
-            .await
-            .map(drop)
+        let mut forget = redis::cmd("HDEL");
+        forget.arg(self.keys.job(import_id)).arg(format!("o:{seq}"));
+        self.redis.query::<i64>(&forget).await.map(drop)
     }
 }
 

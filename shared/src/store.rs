@@ -187,7 +187,7 @@ impl Store {
         keys.sort_unstable();
         keys.dedup();
         let mut tx = self.pool.begin().await?;
-        let claimed: HashSet<(String, i32)> = sqlx::query(
+        let rows = sqlx::query(
             "INSERT INTO import_chunks (import_id, seq, successful, failed)
              SELECT k.import_id, k.seq, 0, 0 FROM unnest($1::text[], $2::int[]) AS k(import_id, seq)
              ON CONFLICT DO NOTHING RETURNING import_id, seq",
@@ -195,17 +195,23 @@ impl Store {
         .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
         .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
         .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| (r.get("import_id"), r.get("seq")))
-        .collect();
+        .await?;
+        // The claimed keys, as the borrowed keys they came from.
+        let all: HashSet<(&str, i32)> = keys.iter().copied().collect();
+        let claimed: HashSet<(&str, i32)> = rows
+            .iter()
+            .filter_map(|r| {
+                all.get(&(r.get::<&str, _>("import_id"), r.get::<i32, _>("seq")))
+                    .copied()
+            })
+            .collect();
 
         let mine: Vec<&QueuedChunk> = {
             let mut seen = HashSet::new();
             chunks
                 .iter()
                 .copied()
-                .filter(|c| claimed.contains(&(c.import_id.clone(), c.seq as i32)))
+                .filter(|c| claimed.contains(&(c.import_id.as_str(), c.seq as i32)))
                 .filter(|c| seen.insert((c.import_id.as_str(), c.seq)))
                 .collect()
         };
@@ -214,45 +220,43 @@ impl Store {
             sqlx::Error::PoolClosed
         )));
 
-        for chunk in &mine {
-            let mut outcome = ChunkOutcome {
-                seq: chunk.seq,
-                successful: 0,
-                failed: 0,
-                dead: false,
-                errors: Vec::new(),
-            };
-            for lead in &chunk.leads {
-                if stored.contains(&(chunk.import_id.as_str(), lead.lead.email.as_str())) {
-                    outcome.successful += 1;
-                } else {
-                    outcome.failed += 1;
-                    outcome.errors.push(LeadError {
-                        index: lead.index,
-                        error: "Email already exists".into(),
-                        field: Some("email".into()),
-                        code: "email_exists".into(),
-                    });
-                }
-            }
-            outcomes.insert((chunk.import_id.clone(), chunk.seq), outcome);
-        }
-        let recorded: Vec<(&str, &ChunkOutcome)> = mine
+        let decided: Vec<(&str, ChunkOutcome)> = mine
             .iter()
-            .map(|c| {
-                (
-                    c.import_id.as_str(),
-                    &outcomes[&(c.import_id.clone(), c.seq)],
-                )
+            .map(|chunk| {
+                let mut outcome = ChunkOutcome {
+                    seq: chunk.seq,
+                    successful: 0,
+                    failed: 0,
+                    dead: false,
+                    errors: Vec::new(),
+                };
+                for lead in &chunk.leads {
+                    if stored.contains(&(chunk.import_id.as_str(), lead.lead.email.as_str())) {
+                        outcome.successful += 1;
+                    } else {
+                        outcome.failed += 1;
+                        outcome.errors.push(LeadError {
+                            index: lead.index,
+                            error: "Email already exists".into(),
+                            field: Some("email".into()),
+                            code: "email_exists".into(),
+                        });
+                    }
+                }
+                (chunk.import_id.as_str(), outcome)
             })
             .collect();
+        let recorded: Vec<(&str, &ChunkOutcome)> = decided.iter().map(|(id, o)| (*id, o)).collect();
         record_outcomes(&mut tx, &recorded).await?;
         tx.commit().await?;
 
-        let replayed: Vec<(&str, i32)> = keys
-            .into_iter()
-            .filter(|(i, s)| !claimed.contains(&(i.to_string(), *s)))
-            .collect();
+        outcomes.extend(
+            decided
+                .into_iter()
+                .map(|(id, o)| ((id.to_owned(), o.seq), o)),
+        );
+        let replayed: Vec<(&str, i32)> =
+            keys.into_iter().filter(|k| !claimed.contains(k)).collect();
         if !replayed.is_empty() {
             outcomes.extend(self.recorded_outcomes(&replayed).await?);
         }

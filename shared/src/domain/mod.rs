@@ -74,6 +74,43 @@ macro_rules! closed_set {
                 match self { $($name::$variant => stringify!($variant)),+ }
             }
         }
+
+        // Every closed set gets the same properties: no input panics, a parsed value parses
+        // back to itself, a refusal names the field, and any case or padding of a value works.
+        #[cfg(test)]
+        mod properties {
+            use super::*;
+            use crate::domain::strategies::text;
+            use proptest::prelude::*;
+
+            proptest! {
+                #[test]
+                fn never_panics_and_normalization_is_idempotent(raw in text()) {
+                    match $name::parse(Some(&raw)) {
+                        Ok(value) => prop_assert_eq!($name::parse(Some(value.as_str())), Ok(value)),
+                        Err(e) => {
+                            prop_assert_eq!(e.field, $field);
+                            prop_assert!(!e.message.is_empty());
+                        }
+                    }
+                }
+
+                #[test]
+                fn any_case_and_padding_of_a_value_parses_to_it(
+                    value in prop::sample::select($name::ALL),
+                    upper in prop::collection::vec(any::<bool>(), 16),
+                    pad in "[ \t]{0,2}",
+                ) {
+                    let typed: String = value
+                        .as_str()
+                        .chars()
+                        .zip(upper.iter().cycle())
+                        .map(|(c, &u)| if u { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+                        .collect();
+                    prop_assert_eq!($name::parse(Some(&format!("{pad}{typed}{pad}"))), Ok(value));
+                }
+            }
+        }
     };
 }
 pub(crate) use closed_set;
