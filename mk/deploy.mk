@@ -3,7 +3,8 @@
 #
 #   make build              release Lambda binaries: target/lambda/{import-fn,drain-fn,status-fn}/bootstrap
 #   make build ARCH=arm64   for Graviton (needs the aarch64-unknown-linux-gnu Rust target)
-#   make lint-template               sam validate (SAM transform), sam validate --lint and cfn-lint on template.yaml
+#   make lint-template      the API's routes against openapi.yaml (scripts/api_routes.py), then
+#                           sam validate (SAM transform), sam validate --lint and cfn-lint on template.yaml
 #   make deploy             sam build && sam deploy (guided while samconfig.toml has placeholders)
 #   make deploy GUIDED=1    always guided: asks for every parameter, saves the answers
 #   make tools              installs cargo-lambda, aws-sam-cli and cfn-lint with pip if missing
@@ -52,8 +53,10 @@ build: tools
 	@cd $(DEPLOY_ROOT) && for bin in $(LAMBDA_BINARIES); do ls -l "$${CARGO_TARGET_DIR:-target}/lambda/$$bin/bootstrap"; done
 
 # `sam validate --lint` only runs cfn-lint; plain `sam validate` runs SAM's transform (offline),
-# which is what refuses SAM-level mistakes such as an intrinsic in an HttpApi's Auth.
+# which is what refuses SAM-level mistakes such as an intrinsic in an HttpApi's Auth. Neither
+# knows openapi.yaml: scripts/api_routes.py fails when the HTTP API's routes drift from it.
 lint-template: tools
+	cd $(DEPLOY_ROOT) && $(PYTHON) scripts/api_routes.py
 	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) $(DEPLOY_LINT_REGION) sam validate --template template.yaml
 	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) $(DEPLOY_LINT_REGION) sam validate --lint --template template.yaml
 	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) cfn-lint template.yaml

@@ -6,7 +6,7 @@ mod support;
 
 use http::StatusCode;
 use serde_json::{Value, json};
-use support::{Answer, spawn_app, spawn_app_with, synthetic_leads};
+use support::{Answer, read_event, replay_event, spawn_app, spawn_app_with, synthetic_leads};
 
 fn spec() -> Value {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml"))
@@ -98,7 +98,46 @@ fn the_contract_is_openapi_3_1_with_both_operations_and_valid_examples() {
             _ => {}
         }
     }
-    assert!(checked >= 6, "examples checked: {checked}");
+    assert!(checked >= 11, "examples checked: {checked}");
+}
+
+/// API Gateway's own refusals behind an authorizer (`401` for a bad JWT, `403` for a refused
+/// SigV4 request) come before any function runs, so no local run produces them: their bodies, as
+/// API Gateway documents them, are checked against the contract of both operations instead.
+#[test]
+fn the_gateways_own_refusals_are_documented_for_both_operations() {
+    let spec = spec();
+    for (method, path) in [("post", IMPORT), ("get", STATUS)] {
+        for (status, message) in [(401, "Unauthorized"), (403, "Forbidden")] {
+            let answer = Answer {
+                status: StatusCode::from_u16(status).unwrap(),
+                content_type: "application/json".into(),
+                location: None,
+                body: json!({ "message": message }),
+            };
+            conforms(&spec, method, path, &answer);
+        }
+    }
+}
+
+/// The `403` import-fn answers behind an authorizer, replayed as API Gateway delivers it.
+#[tokio::test]
+async fn a_real_refusal_behind_an_authorizer_matches_the_contract() {
+    let spec = spec();
+    let t = spawn_app().await;
+    let response = replay_event(
+        shared::http::import_router(t.app.clone()),
+        &read_event("import-jwt-other-creator.json"),
+    )
+    .await;
+    let answer = Answer {
+        status: StatusCode::from_u16(response["statusCode"].as_u64().unwrap() as u16).unwrap(),
+        content_type: response["headers"]["content-type"].as_str().unwrap().into(),
+        location: None,
+        body: serde_json::from_str(response["body"].as_str().unwrap()).unwrap(),
+    };
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    conforms(&spec, "post", IMPORT, &answer);
 }
 
 #[tokio::test]
