@@ -151,7 +151,11 @@ async fn run(redis: &RedisServer, postgres: &PostgresServer) -> anyhow::Result<(
     let database_url = postgres.url("leads");
     let redis_url = redis.url();
     let config = Config::from_env()?;
-    let (batch_size, read_count) = (config.batch_size, config.drain_read_count);
+    let (batch_size, read_count, parallel_batches) = (
+        config.batch_size,
+        config.drain_read_count,
+        config.drain_parallel_batches,
+    );
     let mut settings = Config::from_env()?;
     settings.redis_url = redis_url.clone();
     settings.database_url = database_url.clone();
@@ -159,7 +163,9 @@ async fn run(redis: &RedisServer, postgres: &PostgresServer) -> anyhow::Result<(
     app.store.migrate().await?;
     let db = app.store.pool().clone();
 
-    eprintln!("bench: {n} leads, BATCH_SIZE={batch_size}, DRAIN_READ_COUNT={read_count}");
+    eprintln!(
+        "bench: {n} leads, BATCH_SIZE={batch_size}, DRAIN_READ_COUNT={read_count}, DRAIN_PARALLEL_BATCHES={parallel_batches}"
+    );
     let work = Workload::new(n, batch_size)?;
     let valid = work.valid();
     eprintln!(
@@ -173,6 +179,7 @@ async fn run(redis: &RedisServer, postgres: &PostgresServer) -> anyhow::Result<(
     r.set("valid_leads", valid as f64);
     r.set("batch_size", batch_size as f64);
     r.set("drain_read_count", read_count as f64);
+    r.set("drain_parallel_batches", parallel_batches as f64);
     r.set("concurrency", concurrency as f64);
 
     // --- COPY: the write side's limit ------------------------------------------------------

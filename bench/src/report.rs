@@ -33,6 +33,28 @@ impl Results {
 
 const SCALING_HEADING: &str = "## Scaling on paper";
 
+/// The hand-written section of the old BENCHMARKS.md: from its heading (a line of its own)
+/// to the next heading of the same level, or to the end.
+fn kept_section(old: &str) -> String {
+    let start = old
+        .match_indices(SCALING_HEADING)
+        .map(|(i, _)| i)
+        .find(|&i| {
+            (i == 0 || old[..i].ends_with('\n'))
+                && old[i + SCALING_HEADING.len()..].starts_with(['\n', '\r'])
+        });
+    match start {
+        Some(start) => {
+            let rest = &old[start..];
+            let end = rest[SCALING_HEADING.len()..]
+                .find("\n## ")
+                .map_or(rest.len(), |e| e + SCALING_HEADING.len() + 1);
+            rest[..end].trim_end().to_owned()
+        }
+        None => format!("{SCALING_HEADING}\n\n(hand-written; `make bench` keeps this section)"),
+    }
+}
+
 pub fn write_all(root: &Path, r: &Results, functions: &[Function]) -> anyhow::Result<()> {
     let machine = machine();
     let commit = commit(root);
@@ -59,18 +81,7 @@ pub fn write_all(root: &Path, r: &Results, functions: &[Function]) -> anyhow::Re
 
     let path = root.join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
-    let scaling = old
-        .find(SCALING_HEADING)
-        .map(|start| {
-            let rest = &old[start..];
-            let end = rest[SCALING_HEADING.len()..]
-                .find("\n## ")
-                .map_or(rest.len(), |e| e + SCALING_HEADING.len() + 1);
-            rest[..end].trim_end().to_owned()
-        })
-        .unwrap_or_else(|| {
-            format!("{SCALING_HEADING}\n\n(hand-written; `make bench` keeps this section)")
-        });
+    let scaling = kept_section(&old);
     std::fs::write(
         &path,
         markdown(r, functions, &machine, &commit, &date, &scaling),
@@ -178,18 +189,19 @@ fn markdown(
     let _ = writeln!(s, "# Benchmarks\n");
     let _ = writeln!(
         s,
-        "<!-- Everything above \"{SCALING_HEADING}\" is rewritten by `make bench`; that section is hand-written and kept. -->\n"
+        "<!-- `make bench` rewrites everything above the hand-written \"Scaling on paper\" section, which it keeps. -->\n"
     );
     let _ = writeln!(s, "* **Machine**: {machine}");
     let _ = writeln!(s, "* **Date**: {date}");
     let _ = writeln!(s, "* **Commit**: {commit}");
     let _ = writeln!(
         s,
-        "* **Workload**: {} leads ({} valid after import-time validation; every 101st has an invalid email, every 211th repeats the previous email) in requests of 1,000; `BATCH_SIZE={}`, `DRAIN_READ_COUNT={}`; {} concurrent HTTP connections",
+        "* **Workload**: {} leads ({} valid after import-time validation; every 101st has an invalid email, every 211th repeats the previous email) in requests of 1,000; `BATCH_SIZE={}`, `DRAIN_READ_COUNT={}`, `DRAIN_PARALLEL_BATCHES={}`; {} concurrent HTTP connections",
         fmt_rate(g("leads")),
         fmt_rate(g("valid_leads")),
         g("batch_size"),
         g("drain_read_count"),
+        g("drain_parallel_batches"),
         g("concurrency")
     );
     let _ = writeln!(
@@ -399,4 +411,24 @@ fn chart(r: &Results) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hand_written_section_is_kept_even_when_a_comment_names_it() {
+        let old = "# Benchmarks\n\n<!-- rewritten above \"## Scaling on paper\" -->\n\n## Throughput\n\n| a |\n\n## Scaling on paper\n\nWhy it scales.\n\n## Later\n";
+        assert_eq!(kept_section(old), "## Scaling on paper\n\nWhy it scales.");
+    }
+
+    #[test]
+    fn the_section_runs_to_the_end_and_a_missing_one_gets_a_placeholder() {
+        assert_eq!(
+            kept_section("## Scaling on paper\n\nAll of it.\n### Detail\nmore\n"),
+            "## Scaling on paper\n\nAll of it.\n### Detail\nmore"
+        );
+        assert!(kept_section("# Benchmarks\n").starts_with(SCALING_HEADING));
+    }
 }

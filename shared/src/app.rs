@@ -95,8 +95,10 @@ impl App {
         iam: Option<IamPassword>,
     ) -> Result<Self, StartupError> {
         // Lambda runs one request at a time per environment; a few connections cover the
-        // drain's overlapping work, and RDS Proxy (or `max_connections`) bounds the rest.
-        let store = Store::with_options(options, 4);
+        // drain's batches in flight (each holds one for its transaction, plus a status rebuild),
+        // and RDS Proxy (or `max_connections`) bounds the rest.
+        let connections = (config.drain_parallel_batches + 2).max(4) as u32;
+        let store = Store::with_options(options, connections);
         let (queue, cache) = Queue::connect(
             &config.redis_url,
             Keys::new(&config.key_prefix),

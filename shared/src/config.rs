@@ -27,6 +27,8 @@ pub struct Config {
     pub drain_deadline_margin: Duration,
     /// `DRAIN_READ_COUNT`: stream entries read, and stored in one transaction, per batch.
     pub drain_read_count: usize,
+    /// `DRAIN_PARALLEL_BATCHES`: batches one drain invocation has in Postgres at once.
+    pub drain_parallel_batches: usize,
     /// `CONSUMER_NAME`: this drain's consumer in the group; unique per execution environment.
     pub consumer_name: String,
     /// `REDIS_KEY_PREFIX`: prepended to every key, so several deployments (or tests) can share
@@ -95,6 +97,7 @@ impl Config {
             claim_idle: millis("CLAIM_IDLE_MS", 180_000, 1)?,
             drain_deadline_margin: millis("DRAIN_DEADLINE_MARGIN_MS", 3_000, 0)?,
             drain_read_count: number("DRAIN_READ_COUNT", 40, 1)? as usize,
+            drain_parallel_batches: number("DRAIN_PARALLEL_BATCHES", 2, 1)? as usize,
             consumer_name: var("CONSUMER_NAME").unwrap_or(default_consumer),
             key_prefix: var("REDIS_KEY_PREFIX").unwrap_or_default(),
             port: u16::try_from(port).map_err(|_| ConfigError {
@@ -128,6 +131,7 @@ mod tests {
         assert_eq!(c.block_timeout, Duration::from_millis(5000));
         assert_eq!(c.batch_delay, Duration::ZERO);
         assert_eq!(c.max_leads_per_import, 10_000);
+        assert_eq!(c.drain_parallel_batches, 2);
         assert_eq!(c.max_deliveries, 5);
         assert_eq!(c.claim_idle, Duration::from_secs(180));
         assert_eq!(c.port, 3000);

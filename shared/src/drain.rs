@@ -14,7 +14,9 @@
 //! 4. after XACK: done; trimming only removes entries older than the oldest pending one.
 //!
 //! So a lead is stored at most once (unique outcome row + unique email) and counted exactly
-//! once (one outcome per chunk), and nothing is acked before its outcome is durable.
+//! once (one outcome per chunk), and nothing is acked before its outcome is durable. Batches
+//! processed side by side (`DRAIN_PARALLEL_BATCHES`) hold different entries and each goes
+//! through these steps on its own, so the same holds for each of them at any crash.
 
 use crate::config::Config;
 use crate::import_plan::QueuedChunk;
@@ -25,6 +27,7 @@ use crate::store::{Store, StoreError};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,8 @@ pub enum DrainError {
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("a batch's task ended abnormally: {0}")]
+    Task(String),
 }
 
 /// What one invocation did; logged and returned to the Lambda runtime.
@@ -51,6 +56,17 @@ pub struct DrainReport {
     pub oldest_pending_age_ms: u64,
 }
 
+impl DrainReport {
+    /// Adds one batch's counts (trimming and the backlog age are the invocation's own).
+    fn add(&mut self, batch: &DrainReport) {
+        self.entries += batch.entries;
+        self.leads_stored += batch.leads_stored;
+        self.leads_failed += batch.leads_failed;
+        self.dead_lettered += batch.dead_lettered;
+        self.deleted_while_pending += batch.deleted_while_pending;
+    }
+}
+
 #[derive(Clone)]
 pub struct Drain {
     queue: Queue,
@@ -60,6 +76,7 @@ pub struct Drain {
     block_timeout: Duration,
     batch_delay: Duration,
     read_count: usize,
+    parallel_batches: usize,
     max_deliveries: u64,
 }
 
@@ -89,6 +106,7 @@ impl Drain {
             block_timeout: config.block_timeout,
             batch_delay: config.batch_delay,
             read_count: config.drain_read_count,
+            parallel_batches: config.drain_parallel_batches,
             max_deliveries: config.max_deliveries,
         }
     }
@@ -111,50 +129,66 @@ impl Drain {
 
     /// Drains until `deadline`, or until no entry arrived within `BLOCK_TIMEOUT`.
     ///
-    /// While one batch is in Postgres, the next is read (without blocking): the database and
-    /// this process work at the same time. A batch that was read is always processed, even
-    /// past the deadline (the margin exists for it), so no entry waits `CLAIM_IDLE_MS` for
-    /// nothing; if processing fails, the prefetched entries stay pending and are reclaimed.
+    /// Up to `DRAIN_PARALLEL_BATCHES` batches are processed at once, each in its own task and
+    /// transaction: Postgres stores one while the other's outcomes are cached and acked and
+    /// the next one is read, and a database with cores to spare writes two at a time. Every
+    /// batch that was read is processed, even past the deadline (the margin exists for it) or
+    /// after another batch failed, so no entry waits `CLAIM_IDLE_MS` for nothing.
     pub async fn run_until(&self, deadline: Instant) -> Result<DrainReport, DrainError> {
         let mut report = DrainReport::default();
         self.queue.ensure_group().await?;
         let mut cursor = Some("0-0".to_owned());
-        let mut next: Option<Batch> = None;
+        let mut running: JoinSet<Result<DrainReport, DrainError>> = JoinSet::new();
+        let mut failure: Option<DrainError> = None;
+        let mut reading = true;
         loop {
-            let batch = match next.take() {
-                Some(batch) => batch,
-                None => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
+            while reading && failure.is_none() && running.len() < self.parallel_batches {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    reading = false;
+                    break;
+                }
+                // Wait for new entries only when nothing else is left to do.
+                let block = if running.is_empty() {
+                    self.block_timeout.min(left)
+                } else {
+                    Duration::ZERO
+                };
+                match self.fetch(&mut cursor, block).await {
+                    Ok(Some(batch)) => {
+                        if let Err(e) = after_read() {
+                            failure = Some(e);
+                            break;
+                        }
+                        let drain = self.clone();
+                        running.spawn(async move { drain.process(batch).await });
+                    }
+                    Ok(None) => {
+                        reading = !running.is_empty();
                         break;
                     }
-                    match self
-                        .fetch(&mut cursor, self.block_timeout.min(left))
-                        .await?
-                    {
-                        Some(batch) => batch,
-                        None => break,
-                    }
+                    Err(e) => failure = Some(e),
                 }
+            }
+            let Some(done) = running.join_next().await else {
+                break;
             };
-            fail::fail_point!("drain::after_read", |_| Err(injected()));
-            let time_for_more = !deadline.saturating_duration_since(Instant::now()).is_zero();
-            let (processed, prefetched) = tokio::join!(self.process(batch, &mut report), async {
-                if time_for_more {
-                    self.fetch(&mut cursor, Duration::ZERO).await
-                } else {
-                    Ok(None)
+            match done.unwrap_or_else(|e| Err(DrainError::Task(e.to_string()))) {
+                Ok(batch_report) => report.add(&batch_report),
+                Err(e) => {
+                    failure.get_or_insert(e);
                 }
-            });
-            processed?;
-            next = prefetched?;
-            if !self.batch_delay.is_zero() {
+            }
+            if !self.batch_delay.is_zero() && failure.is_none() {
                 tokio::time::sleep(
                     self.batch_delay
                         .min(deadline.saturating_duration_since(Instant::now())),
                 )
                 .await;
             }
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
         // One look at the pending list serves both the trim bound and the backlog alarm.
         let oldest_pending = self.queue.oldest_pending_id().await?;
@@ -200,7 +234,9 @@ impl Drain {
         }))
     }
 
-    async fn process(&self, batch: Batch, report: &mut DrainReport) -> Result<(), DrainError> {
+    /// Stores one batch, caches its outcomes, then acks it; returns what it did.
+    async fn process(self, batch: Batch) -> Result<DrainReport, DrainError> {
+        let mut report = DrainReport::default();
         let Batch {
             deliveries,
             deleted,
@@ -272,7 +308,8 @@ impl Drain {
             report.leads_stored += u64::from(o.successful);
             report.leads_failed += u64::from(o.failed);
         }
-        self.account_deleted(&deleted, report).await
+        self.account_deleted(&deleted, &mut report).await?;
+        Ok(report)
     }
 
     /// A batch the database refused holds at least one entry it will always refuse: store
@@ -359,6 +396,12 @@ impl Drain {
         }
         self.update_cache(&outcomes).await
     }
+}
+
+/// The crash point between reading a batch and starting to store it.
+fn after_read() -> Result<(), DrainError> {
+    fail::fail_point!("drain::after_read", |_| Err(injected()));
+    Ok(())
 }
 
 #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]

@@ -107,3 +107,50 @@ async fn duplicates_inside_and_across_imports() {
             .unwrap()
     );
 }
+
+/// Batches stored side by side (`DRAIN_PARALLEL_BATCHES`) whose leads collide: two imports of
+/// the same 1,000 emails, the second in reverse order, so that concurrent transactions insert
+/// the same addresses. Each email is stored once, and exactly one of its two leads fails.
+#[tokio::test]
+async fn parallel_batches_with_colliding_emails_store_each_email_once() {
+    let t = support::spawn_app_with(&[("DRAIN_PARALLEL_BATCHES", "4"), ("DRAIN_READ_COUNT", "1")])
+        .await;
+    let leads = synthetic_leads(1_000, "both", 0, 0);
+    let reversed: Vec<_> = leads.iter().rev().cloned().collect();
+    for (id, leads) in [("forward", &leads), ("backward", &reversed)] {
+        let answer = t
+            .post_import(&json!({"importId":id,"leads":leads,"createdBy":"u1"}).to_string())
+            .await;
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
+    }
+    t.drain_all().await;
+
+    let failed_emails = |doc: &serde_json::Value, email_of: &dyn Fn(u64) -> u64| -> Vec<u64> {
+        doc["progress"]["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .inspect(|e| assert_eq!(e["code"], "email_exists", "{e}"))
+            .map(|e| email_of(e["index"].as_u64().unwrap()))
+            .collect()
+    };
+    let forward = t.assert_job_accounted("forward", 1_000).await;
+    let backward = t.assert_job_accounted("backward", 1_000).await;
+    let mut failed = failed_emails(&forward, &|i| i);
+    failed.extend(failed_emails(&backward, &|i| 999 - i));
+    failed.sort_unstable();
+    assert_eq!(
+        failed,
+        (0..1_000).collect::<Vec<u64>>(),
+        "every email failed in exactly one of the two imports"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(DISTINCT email) FROM leads")
+        .fetch_one(&t.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1_000);
+    assert_eq!(
+        t.lead_count("forward").await + t.lead_count("backward").await,
+        1_000
+    );
+}

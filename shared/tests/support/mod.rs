@@ -201,6 +201,19 @@ impl TestApp {
         reply[0].as_u64().unwrap_or(0)
     }
 
+    /// Entries the group has read and acknowledged: read (XINFO GROUPS `entries-read`) less
+    /// those still pending.
+    pub async fn acked_count(&self) -> u64 {
+        let groups: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(self.key("lead:imports"))
+            .query_async(&mut self.redis.clone())
+            .await
+            .unwrap();
+        let read: u64 = redis::from_redis_value_ref(&groups[0]["entries-read"]).unwrap();
+        read - self.pending_count().await
+    }
+
     pub async fn lead_count(&self, import_id: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM leads WHERE import_id = $1")
             .bind(import_id)
