@@ -13,27 +13,50 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A certificate and its private key, in PEM, for a server that speaks only TLS.
+#[derive(Debug, Clone)]
+pub struct TlsIdentity {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
 /// A `redis-server` with AOF persistence, so a restart keeps the stream (as ElastiCache does).
 pub struct RedisServer {
     child: Option<Child>,
     dir: tempfile::TempDir,
     port: u16,
+    tls: bool,
 }
 
 impl RedisServer {
     pub fn start() -> io::Result<Self> {
+        Self::start_configured(None)
+    }
+
+    /// A server whose only port speaks TLS (as ElastiCache with in-transit encryption).
+    pub fn start_tls(identity: &TlsIdentity) -> io::Result<Self> {
+        Self::start_configured(Some(identity))
+    }
+
+    fn start_configured(tls: Option<&TlsIdentity>) -> io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("leads-redis-").tempdir()?;
+        if let Some(identity) = tls {
+            std::fs::write(dir.path().join("tls.crt"), &identity.cert_pem)?;
+            std::fs::write(dir.path().join("tls.key"), &identity.key_pem)?;
+        }
         let mut server = RedisServer {
             child: None,
             dir,
             port: free_port()?,
+            tls: tls.is_some(),
         };
         server.launch()?;
         Ok(server)
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Kills the server (SIGKILL, as a crash would) and starts it again on the same data.
@@ -56,15 +79,27 @@ impl RedisServer {
 
     fn launch(&mut self) -> io::Result<()> {
         let mut command = Command::new(find_binary("redis-server", &[])?);
+        let port = self.port.to_string();
+        if self.tls {
+            let dir = self.dir.path();
+            command
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(dir.join("tls.crt"))
+                .arg("--tls-key-file")
+                .arg(dir.join("tls.key"));
+        } else {
+            command.args(["--port", &port]);
+        }
         command
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--protected-mode",
-                "no",
-            ])
+            .args(["--bind", "127.0.0.1", "--protected-mode", "no"])
             .args([
                 "--save",
                 "",
@@ -110,6 +145,7 @@ pub struct PostgresServer {
     dir: tempfile::TempDir,
     port: u16,
     durable: bool,
+    tls: bool,
 }
 
 impl PostgresServer {
@@ -122,6 +158,15 @@ impl PostgresServer {
     /// `durable`: keep Postgres's default fsync and commit settings (the benchmark uses it so
     /// the figures mean what they would on a real server).
     pub fn start_with(durable: bool) -> io::Result<Self> {
+        Self::start_configured(durable, None)
+    }
+
+    /// A server that accepts TLS (`ssl=on`) with this certificate, as RDS does.
+    pub fn start_tls(identity: &TlsIdentity) -> io::Result<Self> {
+        Self::start_configured(false, Some(identity))
+    }
+
+    fn start_configured(durable: bool, tls: Option<&TlsIdentity>) -> io::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("leads-postgres-")
             .tempdir()?;
@@ -154,11 +199,28 @@ impl PostgresServer {
                 String::from_utf8_lossy(&out.stderr)
             )));
         }
+        if let Some(identity) = tls {
+            // Postgres's defaults: server.crt and server.key in the data directory; it refuses
+            // a key that others can read.
+            use std::os::unix::fs::PermissionsExt as _;
+            for (name, pem) in [
+                ("server.crt", &identity.cert_pem),
+                ("server.key", &identity.key_pem),
+            ] {
+                let path = data.join(name);
+                std::fs::write(&path, pem)?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                if let Some((uid, gid)) = owner {
+                    chown(&path, uid, gid)?;
+                }
+            }
+        }
         let mut server = PostgresServer {
             child: None,
             dir,
             port: free_port()?,
             durable,
+            tls: tls.is_some(),
         };
         server.launch()?;
         Ok(server)
@@ -210,6 +272,9 @@ impl PostgresServer {
             ])
             .arg("-k")
             .arg(self.dir.path());
+        if self.tls {
+            command.args(["-c", "ssl=on"]);
+        }
         if !self.durable {
             command.args([
                 "-c",

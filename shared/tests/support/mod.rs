@@ -341,10 +341,15 @@ pub async fn spawn_app_on(
     create_database(postgres_admin, &name)
         .await
         .expect("create test database");
-    let database_url = postgres_admin
-        .rsplit_once('/')
-        .map(|(base, _)| format!("{base}/{name}"))
-        .unwrap();
+    // The same URL (query included: sslmode, sslrootcert) naming the new database.
+    let (server, query) = postgres_admin
+        .split_once('?')
+        .map_or((postgres_admin, None), |(s, q)| (s, Some(q)));
+    let database_url = format!(
+        "{}/{name}{}",
+        server.rsplit_once('/').unwrap().0,
+        query.map(|q| format!("?{q}")).unwrap_or_default()
+    );
     let prefix = format!("{name}:");
     let app = app_for(redis_url, &database_url, &prefix, overrides);
     app.store.migrate().await.expect("migrations");
