@@ -61,9 +61,10 @@ lint-template: tools
 	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) $(DEPLOY_LINT_REGION) sam validate --lint --template template.yaml
 	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) cfn-lint template.yaml
 
-# Guided (interactive: asks for each parameter and saves them to samconfig.toml) when
+# Checks the template first (a route drifting from openapi.yaml would deploy without its
+# authorizer). Guided (interactive: asks for each parameter and saves them to samconfig.toml) when
 # GUIDED=1 or while samconfig.toml still holds the REPLACE_ME placeholders.
-deploy: tools
+deploy: tools lint-template
 	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) sam build
 	@cd $(DEPLOY_ROOT) && if [ -n "$(GUIDED)" ] || grep -q REPLACE_ME samconfig.toml; then \
 	  echo "sam deploy --guided"; $(DEPLOY_ENV) sam deploy --guided; \
