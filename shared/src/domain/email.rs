@@ -42,6 +42,13 @@ impl Email {
     }
 }
 
+/// The normalized text, moved out (no copy) into the stored lead.
+impl From<Email> for String {
+    fn from(value: Email) -> String {
+        value.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,13 @@ impl FullName {
     }
 }
 
+/// The normalized text, moved out (no copy) into the stored lead.
+impl From<FullName> for String {
+    fn from(value: FullName) -> String {
+        value.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

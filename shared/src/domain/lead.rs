@@ -46,9 +46,9 @@ impl Lead {
         let status = LeadStatus::parse(input.status.optional("status")?)?;
         let source = LeadSource::parse(input.source.optional("source")?)?;
         Ok(Lead {
-            full_name: full_name.as_str().to_owned(),
-            email: email.as_str().to_owned(),
-            phone: phone.map(|p| p.as_str().to_owned()),
+            full_name: full_name.into(),
+            email: email.into(),
+            phone: phone.map(String::from),
             status: status.as_str().to_owned(),
             source: source.as_str().to_owned(),
         })

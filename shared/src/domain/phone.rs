@@ -40,6 +40,13 @@ impl Phone {
     }
 }
 
+/// The normalized text, moved out (no copy) into the stored lead.
+impl From<Phone> for String {
+    fn from(value: Phone) -> String {
+        value.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
