@@ -1,7 +1,7 @@
 //! Writes what a run measured: `target/bench/results.json`, `BENCHMARKS.md` (its hand-written
 //! "Scaling on paper" section is kept) and `docs/bench-leads-per-s.svg`.
 
-use crate::Function;
+use crate::bootstraps::Function;
 use serde_json::{Map, Value, json};
 use std::fmt::Write as _;
 use std::path::Path;
