@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Reference values for the tests in shared/src/db_auth.rs.
+"""Reference values for the tests in shared/src/db_auth/ (rds_token.rs, secrets_manager.rs).
 
 Produces, with botocore (the code behind `aws rds generate-db-auth-token`), the RDS IAM auth
 token for fixed credentials at a fixed signing time, so the Rust signer can be compared byte
 for byte; and the SigV4 Authorization header of the Secrets Manager GetSecretValue request
-that db_auth.rs sends (same headers and body), signed by botocore's SigV4Auth.
+that db_auth/secrets_manager.rs sends (same headers and body), signed by botocore's SigV4Auth.
 
     python3 -m pip install botocore
     python3 scripts/rds_token_reference.py
@@ -56,7 +56,7 @@ def token(user, session_token):
 
 
 def get_secret_value_authorization():
-    # The request of db_auth.rs's get_secret_value_request: JSON 1.1 protocol, compact body.
+    # The request of secrets_manager.rs's get_secret_value_request: JSON 1.1 protocol, compact body.
     body = json.dumps({"SecretId": SECRET_ID}, separators=(",", ":"))
     request = AWSRequest(
         method="POST",

@@ -1,0 +1,145 @@
+//! How the functions authenticate to Postgres on AWS, chosen by `DATABASE_AUTH`:
+//!
+//! - `password` (the default, for the local run): `DATABASE_URL` carries the password.
+//! - `secret`: `DATABASE_SECRET_ARN` names a Secrets Manager secret in the RDS JSON format
+//!   (`{"username", "password", "host", "port", "dbname"}`, or just `username` and `password`
+//!   for a secret that RDS manages itself); [`read_rds_secret`] reads it once per cold start.
+//! - `iam`: `DATABASE_URL` has no password; an RDS IAM auth token, from [`IamTokenSource`],
+//!   is the password. A token is valid for 15 minutes, and is checked only when a connection
+//!   opens, so open connections outlive it; new connections need a fresh one.
+//!
+//! [`generate_rds_auth_token`] is the pure signer: the same token as
+//! `aws rds generate-db-auth-token` (botocore's `generate_db_auth_token`), which the tests
+//! check byte for byte against botocore's output (`scripts/rds_token_reference.py`).
+//!
+//! Size: neither `aws-config` nor `aws-sdk-secretsmanager` is used. In a Lambda function the
+//! credentials are always the role's, in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/
+//! `AWS_SESSION_TOKEN` ([`AwsIdentity::from_lambda_env`]), and `GetSecretValue` is one
+//! SigV4-signed JSON POST, signed by `aws-sigv4`, the SDK's own signer. Measured on drain-fn
+//! (x86_64, release, stripped): 5.4 MB without this module, 5.8 MB with it, 9.7 MB with
+//! `aws_config::load_defaults` and the Secrets Manager SDK client instead. A caller that has
+//! an `aws_config::SdkConfig` can still use it ([`AwsIdentity::from_sdk_config`]).
+//!
+//! One file per concept: `rds_token` signs a token and `token_source` caches and renews it;
+//! `rds_secret` is the secret's format and `secrets_manager` the `GetSecretValue` call that
+//! fetches it; `aws_identity` is the region and credentials both calls sign with, and `sigv4`
+//! the signing step they share.
+
+// Private files, their public items re-exported: callers keep the one path `db_auth::…`.
+mod aws_identity;
+mod rds_secret;
+mod rds_token;
+mod secrets_manager;
+mod sigv4;
+#[cfg(test)]
+mod test_inputs;
+mod token_source;
+
+pub use aws_identity::AwsIdentity;
+pub use rds_secret::{RdsSecret, parse_rds_secret};
+pub use rds_token::{TOKEN_LIFETIME, generate_rds_auth_token};
+pub use secrets_manager::{read_rds_secret, secrets_manager_endpoint};
+pub use token_source::{IamTokenSource, TOKEN_RENEW_AFTER};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbAuthError {
+    #[error("DATABASE_AUTH must be one of password, secret, iam, got {0:?}")]
+    UnknownMode(String),
+    #[error("DATABASE_AUTH=secret needs DATABASE_SECRET_ARN")]
+    MissingSecretArn,
+    #[error("no AWS region configured (AWS_REGION)")]
+    MissingRegion,
+    #[error("no AWS credentials provider configured")]
+    MissingCredentialsProvider,
+    #[error("no AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")]
+    MissingCredentials,
+    #[error("could not load AWS credentials: {0}")]
+    Credentials(String),
+    #[error("could not sign the RDS auth token: {0}")]
+    Signing(String),
+    #[error("could not read the database secret: {0}")]
+    SecretsManager(String),
+    /// Never carries any part of the secret's value.
+    #[error("the database secret is not in the RDS JSON format: {0}")]
+    SecretFormat(String),
+}
+
+/// The `DATABASE_AUTH` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseAuth {
+    /// `DATABASE_URL` carries the password (local runs and tests).
+    Password,
+    /// Username and password come from this Secrets Manager secret (`DATABASE_SECRET_ARN`).
+    Secret { secret_id: String },
+    /// The password is an RDS IAM auth token for `DATABASE_URL`'s host, port and user.
+    Iam,
+}
+
+impl DatabaseAuth {
+    pub fn from_env() -> Result<Self, DbAuthError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads `DATABASE_AUTH` (default `password`) and, for `secret`, `DATABASE_SECRET_ARN`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, DbAuthError> {
+        let var = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        match var("DATABASE_AUTH")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("password") => Ok(Self::Password),
+            Some("iam") => Ok(Self::Iam),
+            Some("secret") => var("DATABASE_SECRET_ARN")
+                .map(|secret_id| Self::Secret { secret_id })
+                .ok_or(DbAuthError::MissingSecretArn),
+            Some(_) => Err(DbAuthError::UnknownMode(
+                lookup("DATABASE_AUTH").unwrap_or_default(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_auth_modes() {
+        let from = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            DatabaseAuth::from_lookup(move |k| {
+                pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+            })
+        };
+        assert_eq!(from(&[]).unwrap(), DatabaseAuth::Password);
+        assert_eq!(
+            from(&[("DATABASE_AUTH", "IAM")]).unwrap(),
+            DatabaseAuth::Iam
+        );
+        assert_eq!(
+            from(&[
+                ("DATABASE_AUTH", "secret"),
+                ("DATABASE_SECRET_ARN", "arn:aws:secretsmanager:x")
+            ])
+            .unwrap(),
+            DatabaseAuth::Secret {
+                secret_id: "arn:aws:secretsmanager:x".into()
+            }
+        );
+        assert!(matches!(
+            from(&[("DATABASE_AUTH", "secret")]),
+            Err(DbAuthError::MissingSecretArn)
+        ));
+        assert!(matches!(
+            from(&[("DATABASE_AUTH", "kerberos")]),
+            Err(DbAuthError::UnknownMode(_))
+        ));
+    }
+}
