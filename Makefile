@@ -6,7 +6,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test deps lint fmt clippy unit emulator migrate dead-letters redrive
+.PHONY: run test deps lint fmt clippy doc unit emulator migrate dead-letters redrive
 
 include mk/fuzz.mk
 include mk/bench.mk
@@ -23,13 +23,17 @@ run: deps
 test: deps lint unit emulator fuzz
 
 ## lint: rustfmt, clippy, and the SAM template (sam validate, sam validate --lint, cfn-lint).
-lint: fmt clippy lint-template
+lint: fmt clippy doc lint-template
 
 fmt:
 	$(CARGO) fmt --all -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# The library's docs, private items included, build without a broken link.
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p shared --no-deps --document-private-items
 
 unit:
 	$(CARGO) test --workspace

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-/// KEYS[1] job hash, KEYS[2] stream. ARGV: ttl, payloadHash, n, n hash field/value items,
+/// `KEYS[1]` job hash, `KEYS[2]` stream. ARGV: ttl, payloadHash, n, n hash field/value items,
 /// importId, createdBy, then one leads JSON per chunk. All or nothing: the job document and
 /// every entry appear together and their ids are returned, or (when the job key already
 /// exists) nothing is written and the stored payload hash is returned.

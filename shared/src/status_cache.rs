@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-/// KEYS[1] job hash. ARGV: ttl, updatedAt, n, n snapshot field/value items, then pairs of
+/// `KEYS[1]` job hash. ARGV: ttl, updatedAt, n, n snapshot field/value items, then pairs of
 /// (seq, outcome JSON). Installs the snapshot only if the key is missing (returns 0 when it is
 /// missing and no snapshot was given), then adds each outcome not recorded yet.
 static APPLY_OUTCOMES: LazyLock<Script> = LazyLock::new(|| {
