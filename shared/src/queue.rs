@@ -97,6 +97,10 @@ pub struct Claimed {
 #[derive(Clone)]
 pub struct Queue {
     redis: Redis,
+    /// Only for `XREADGROUP … BLOCK`: Redis answers a connection's commands in order, so a
+    /// blocked read on the shared connection would hold every other command of the process
+    /// (an import, a status read in the local run) until it returns. Opened on first use.
+    blocking: Redis,
     keys: Keys,
     consumer: String,
     cache_ttl: Duration,
@@ -124,6 +128,7 @@ impl Queue {
         Ok((
             Queue {
                 redis,
+                blocking: Redis::connect_lazy(url, longest_block)?,
                 keys,
                 consumer: consumer.to_owned(),
                 cache_ttl,
@@ -220,11 +225,14 @@ impl Queue {
             .arg(&self.consumer)
             .arg("COUNT")
             .arg(count);
-        if !block.is_zero() {
+        let connection = if block.is_zero() {
+            &self.redis
+        } else {
             read.arg("BLOCK").arg(block.as_millis() as u64);
-        }
+            &self.blocking
+        };
         read.arg("STREAMS").arg(&self.keys.stream).arg(">");
-        let reply: Option<StreamReadReply> = self.redis.query(&read).await?;
+        let reply: Option<StreamReadReply> = connection.query(&read).await?;
         Ok(reply
             .into_iter()
             .flat_map(|r| r.keys)

@@ -1,4 +1,5 @@
-//! One Redis connection per execution environment, and the "retry once" rule.
+//! Redis connections (one shared per execution environment, one more for the drain's blocking
+//! reads: see `Queue`), and the "retry once" rule.
 //!
 //! After a Lambda freeze the socket may be dead without anyone knowing; the first command on
 //! it fails. `ConnectionManager` reconnects in the background when that happens, so one retry

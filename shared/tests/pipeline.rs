@@ -154,3 +154,61 @@ async fn parallel_batches_with_colliding_emails_store_each_email_once() {
         1_000
     );
 }
+
+/// The local run serves the API and drains in one process. A drain waiting for new entries
+/// (`XREADGROUP … BLOCK`) must not hold the process's other Redis commands: an import posted
+/// meanwhile is answered at once (before the block would end), and the waiting drain picks
+/// its entry up.
+#[tokio::test]
+async fn an_import_is_not_held_behind_a_drain_waiting_for_entries() {
+    let t = support::spawn_app_with(&[("BLOCK_TIMEOUT", "60000")]).await;
+    let drain = t.app.drain();
+    let waiting = tokio::spawn(async move {
+        drain
+            .run_until(tokio::time::Instant::now() + std::time::Duration::from_secs(90))
+            .await
+    });
+    // This binary's other tests never block (BLOCK_TIMEOUT=0): wait for this drain's read.
+    let mut redis = t.redis.clone();
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("clients")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if info.contains("blocked_clients:1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let leads = synthetic_leads(10, "unblocked", 0, 0);
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        t.post_import(
+            &json!({"importId":"while-blocked","leads":leads,"createdBy":"u1"}).to_string(),
+        ),
+    )
+    .await
+    .expect("the import is answered while the drain's read is blocked (not after its 60 s)");
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    let status = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        t.get_status("while-blocked"),
+    )
+    .await
+    .expect("status is answered while the drain's read is blocked");
+    assert_eq!(status.status, 200);
+
+    // The waiting read is woken by the new entry and stores it.
+    let mut stored = 0;
+    for _ in 0..500 {
+        stored = t.lead_count("while-blocked").await;
+        if stored == 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(stored, 10, "the blocked drain picked up the new entry");
+    waiting.abort();
+}
