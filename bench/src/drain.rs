@@ -5,10 +5,10 @@ use crate::env_usize;
 use anyhow::{Context as _, ensure};
 use serde_json::{Value, json};
 use shared::app::App;
-use shared::lambda::DrainFunction;
+use shared::lambda::{DrainFunction, scheduled_invocation};
 use std::io::Read as _;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// What the drain child reports on stdout.
 pub struct Drained {
@@ -74,19 +74,14 @@ pub fn drain_phase(
 pub async fn drain_child() -> anyhow::Result<()> {
     let timeout = Duration::from_secs(env_usize("BENCH_DRAIN_TIMEOUT_S", 60)? as u64);
     let function = DrainFunction::new(App::from_env().await?).await;
-    let event: aws_lambda_events::eventbridge::EventBridgeEvent<Value> =
-        serde_json::from_str(include_str!("../../events/drain-scheduled.json"))?;
     let started = Instant::now();
     let (mut invocations, mut stored, mut failed, mut entries) = (0u64, 0u64, 0u64, 0u64);
     loop {
-        let mut context = lambda_runtime::Context::default();
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        context.deadline = now_ms + timeout.as_millis() as u64;
-        context.request_id = format!("bench-{invocations}");
         let report = function
-            .handle(lambda_runtime::LambdaEvent::new(event.clone(), context))
+            .handle(scheduled_invocation(
+                timeout,
+                format!("bench-{invocations}"),
+            ))
             .await
             .map_err(|e| anyhow::anyhow!("drain invocation failed: {e}"))?;
         invocations += 1;

@@ -11,9 +11,9 @@
 use anyhow::Context as _;
 use shared::app::App;
 use shared::config::Config;
-use shared::lambda::DrainFunction;
+use shared::lambda::{DrainFunction, scheduled_invocation};
 use shared::local_servers::{PostgresServer, RedisServer, create_database};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Each local drain invocation may run this long, like drain-fn's Lambda timeout.
 const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -66,8 +66,9 @@ async fn main() -> anyhow::Result<()> {
 
     let drain = DrainFunction::new(app.clone()).await;
     let drain_loop = tokio::spawn(async move {
-        loop {
-            if let Err(e) = drain.handle(scheduled_event()).await {
+        for tick in 0u64.. {
+            let invocation = scheduled_invocation(INVOCATION_TIMEOUT, format!("local-{tick}"));
+            if let Err(e) = drain.handle(invocation).await {
                 tracing::error!(error = %e, "local drain invocation failed; retrying on the next tick");
             }
             tokio::time::sleep(interval).await;
@@ -117,21 +118,6 @@ async fn redrive(only: Option<&str>) -> anyhow::Result<()> {
         report.requeued, report.undecodable
     );
     Ok(())
-}
-
-/// The EventBridge scheduled event drain-fn receives, with a deadline like Lambda's.
-fn scheduled_event()
--> lambda_runtime::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>>
-{
-    let event = serde_json::from_str(include_str!("../../events/drain-scheduled.json"))
-        .expect("the sample event parses");
-    let mut context = lambda_runtime::Context::default();
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    context.deadline = now_ms + INVOCATION_TIMEOUT.as_millis() as u64;
-    context.request_id = format!("local-{now_ms}");
-    lambda_runtime::LambdaEvent::new(event, context)
 }
 
 async fn shutdown_signal() {

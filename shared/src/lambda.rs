@@ -48,10 +48,7 @@ pub async fn handle_scheduled_drain(
     margin: Duration,
     event: LambdaEvent<EventBridgeEvent<serde_json::Value>>,
 ) -> Result<DrainReport, lambda_runtime::Error> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now_ms = epoch_ms();
     let time_left = time_left(event.context.deadline, now_ms).saturating_sub(margin);
     tracing::debug!(
         deadline_ms = event.context.deadline,
@@ -78,6 +75,27 @@ pub async fn handle_scheduled_drain(
         }
     }
     Ok(outcome?)
+}
+
+/// The event drain-fn's schedule sends (`events/drain-scheduled.json`), with a deadline
+/// `timeout` from now as Lambda sets it: how the local run, the bench and the tests invoke the
+/// handler outside Lambda.
+pub fn scheduled_invocation(
+    timeout: Duration,
+    request_id: String,
+) -> LambdaEvent<EventBridgeEvent<serde_json::Value>> {
+    let event = serde_json::from_str(include_str!("../../events/drain-scheduled.json"))
+        .expect("events/drain-scheduled.json is an EventBridge event (unit-tested)");
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = epoch_ms() + timeout.as_millis() as u64;
+    context.request_id = request_id;
+    LambdaEvent::new(event, context)
+}
+
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Time until the invocation's deadline. Lambda sends the deadline as epoch milliseconds;
@@ -107,6 +125,15 @@ mod tests {
             Duration::ZERO,
             "already past"
         );
+    }
+
+    #[test]
+    fn the_scheduled_invocation_carries_the_sample_event_and_a_deadline_from_now() {
+        let invocation = scheduled_invocation(Duration::from_secs(60), "r-1".into());
+        assert_eq!(invocation.payload.detail_type, "Scheduled Event");
+        assert_eq!(invocation.context.request_id, "r-1");
+        let left = time_left(invocation.context.deadline, epoch_ms());
+        assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(50));
     }
 
     #[test]

@@ -93,12 +93,7 @@ async fn a_job_is_one_entry_per_chunk_with_its_cache_key_and_ttl() {
         .unwrap();
     assert!((3500..=3600).contains(&ttl), "CACHE_TTL applies: {ttl}");
     t.drain_all().await;
-    let groups: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
-        .arg("GROUPS")
-        .arg(t.key("lead:imports"))
-        .query_async(&mut t.redis.clone())
-        .await
-        .unwrap();
+    let groups = t.stream_groups().await;
     assert_eq!(groups.len(), 1);
     assert_eq!(
         redis::from_redis_value_ref::<String>(&groups[0]["name"]).unwrap(),

@@ -116,7 +116,7 @@ macro_rules! closed_set {
 pub(crate) use closed_set;
 
 /// The rule shared by names and identifiers: trimmed, 1 to `max_chars` characters (not
-/// bytes), no control characters. Returns the trimmed text.
+/// bytes), no control characters (C0, DEL, C1). Returns the trimmed text.
 pub(crate) fn plain_text<'a>(
     raw: &'a str,
     field: &'static str,
@@ -137,7 +137,7 @@ pub(crate) fn plain_text<'a>(
             format!("{field} must be at most {max_chars} characters"),
         ));
     }
-    if trimmed.chars().any(is_control) {
+    if trimmed.chars().any(char::is_control) {
         return Err(FieldError::new(
             field,
             "control_character",
@@ -147,9 +147,41 @@ pub(crate) fn plain_text<'a>(
     Ok(trimmed)
 }
 
-/// True for characters that have no place in a name or an identifier (C0, DEL, C1).
-pub(crate) fn is_control(c: char) -> bool {
-    c.is_control()
+// The same properties for every field of this shape, through each type's own constructor.
+#[cfg(test)]
+mod plain_text_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    type Parse = fn(&str) -> Result<String, FieldError>;
+    const FIELDS: [(&str, usize, Parse); 2] = [
+        ("fullName", full_name::MAX_CHARS, |raw| {
+            FullName::parse(raw).map(String::from)
+        }),
+        ("createdBy", created_by::MAX_LEN, |raw| {
+            CreatedBy::parse(raw).map(|by| by.as_str().to_owned())
+        }),
+    ];
+
+    proptest! {
+        #[test]
+        fn never_panics_and_normalization_is_idempotent(raw in strategies::text()) {
+            for (field, max_chars, parse) in FIELDS {
+                match parse(&raw) {
+                    Ok(text) => {
+                        prop_assert_eq!(parse(&text), Ok(text.clone()));
+                        prop_assert_eq!(text.as_str(), text.trim());
+                        prop_assert!(!text.is_empty() && text.chars().count() <= max_chars);
+                        prop_assert!(!text.chars().any(char::is_control));
+                    }
+                    Err(e) => {
+                        prop_assert_eq!(e.field, field);
+                        prop_assert!(!e.message.is_empty());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Property-test strategies shared by the domain's and the request parser's proptests.

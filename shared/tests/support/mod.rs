@@ -201,15 +201,20 @@ impl TestApp {
         reply[0].as_u64().unwrap_or(0)
     }
 
-    /// Entries the group has read and acknowledged: read (XINFO GROUPS `entries-read`) less
-    /// those still pending.
-    pub async fn acked_count(&self) -> u64 {
-        let groups: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+    /// XINFO GROUPS of the stream: one map of fields per consumer group.
+    pub async fn stream_groups(&self) -> Vec<HashMap<String, redis::Value>> {
+        redis::cmd("XINFO")
             .arg("GROUPS")
             .arg(self.key("lead:imports"))
             .query_async(&mut self.redis.clone())
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Entries the group has read and acknowledged: read (XINFO GROUPS `entries-read`) less
+    /// those still pending.
+    pub async fn acked_count(&self) -> u64 {
+        let groups = self.stream_groups().await;
         let read: u64 = redis::from_redis_value_ref(&groups[0]["entries-read"]).unwrap();
         read - self.pending_count().await
     }
@@ -296,14 +301,7 @@ pub fn status_and_body(response: &Value) -> (u64, Value) {
 pub fn scheduled_event(
     ms: u64,
 ) -> lambda_runtime::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<Value>> {
-    let event = serde_json::from_str(&read_event("drain-scheduled.json")).unwrap();
-    let mut context = lambda_runtime::Context::default();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    context.deadline = now + ms;
-    lambda_runtime::LambdaEvent::new(event, context)
+    shared::lambda::scheduled_invocation(std::time::Duration::from_millis(ms), String::new())
 }
 
 pub fn read_event(name: &str) -> String {
