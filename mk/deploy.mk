@@ -30,7 +30,8 @@ DEPLOY_LINT_REGION = AWS_DEFAULT_REGION="$${AWS_REGION:-$${AWS_DEFAULT_REGION:-u
 
 .PHONY: tools build lint-template deploy
 
-# command:pip-package pairs; only the missing ones are installed.
+# command:pip-package pairs; only the missing ones are installed (and PyYAML for
+# scripts/api_routes.py, which the tools' own Python may not share).
 DEPLOY_TOOLS := cargo-lambda:cargo-lambda sam:aws-sam-cli cfn-lint:cfn-lint
 
 tools:
@@ -39,6 +40,7 @@ tools:
 	  cmd=$${pair%%:*}; pkg=$${pair#*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
+	$(PYTHON) -c "import yaml" 2>/dev/null || missing="$$missing pyyaml"; \
 	if [ -n "$$missing" ]; then \
 	  echo "pip install$$missing"; \
 	  $(PIP) install --quiet $$missing; \
