@@ -5,7 +5,8 @@
 use crate::workload::Workload;
 use anyhow::ensure;
 use redis::AsyncCommands as _;
-use shared::import_plan::QueuedChunk;
+use shared::job::plan::QueuedChunk;
+use shared::redis::entry::leads_field;
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ pub async fn copy_baseline(db: &PgPool, work: &Workload) -> anyhow::Result<Durat
             for (i, field) in [
                 Some(lead.full_name.as_str()),
                 Some(lead.email.as_str()),
-                lead.phone.as_deref(),
+                lead.phone.as_ref().map(|p| p.as_str()),
                 Some(lead.status.as_str()),
                 Some(lead.source.as_str()),
                 Some(chunk.created_by.as_str()),
@@ -114,7 +115,7 @@ pub async fn seed_baseline(db: &PgPool, work: &Workload) -> anyhow::Result<(usiz
             )
             .bind(lead.full_name.as_str())
             .bind(lead.email.as_str())
-            .bind(lead.phone.as_deref())
+            .bind(lead.phone.as_ref().map(|p| p.as_str()))
             .bind(lead.status.as_str())
             .bind(lead.source.as_str())
             .bind(chunk.created_by.as_str())
@@ -135,8 +136,13 @@ pub async fn xadd_baseline(redis_url: &str, work: &Workload) -> anyhow::Result<D
     let entries: Vec<(String, u32, String, String)> = work
         .queued_chunks()
         .map(|c| {
-            let leads = serde_json::to_string(&c.leads).expect("leads serialize");
-            (c.import_id, c.seq, c.created_by, leads)
+            let leads = leads_field(&c.leads);
+            (
+                c.import_id.to_string(),
+                c.seq,
+                c.created_by.as_str().to_owned(),
+                leads,
+            )
         })
         .collect();
     let key = "bench:raw-xadd";

@@ -5,7 +5,7 @@ use crate::env_usize;
 use anyhow::{Context as _, ensure};
 use serde_json::{Value, json};
 use shared::app::App;
-use shared::lambda::{DrainFunction, scheduled_invocation};
+use shared::aws::lambda::{DrainFunction, scheduled_invocation};
 use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

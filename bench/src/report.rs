@@ -329,7 +329,7 @@ fn markdown(
     );
     let _ = writeln!(
         s,
-        "* **Drain**: a child process runs `shared::lambda::DrainFunction::handle` (drain-fn's handler) with Lambda-style deadlines (60 s, less `DRAIN_DEADLINE_MARGIN_MS`) until an invocation finds nothing; timed from the first invocation to the last, which finds the stream empty (`BLOCK_TIMEOUT=0`, so no idle wait is counted). The bench then checks rows = valid leads, no email twice, and every job `completed`."
+        "* **Drain**: a child process runs `shared::aws::lambda::DrainFunction::handle` (drain-fn's handler) with Lambda-style deadlines (60 s, less `DRAIN_DEADLINE_MARGIN_MS`) until an invocation finds nothing; timed from the first invocation to the last, which finds the stream empty (`BLOCK_TIMEOUT=0`, so no idle wait is counted). The bench then checks rows = valid leads, no email twice, and every job `completed`."
     );
     let _ = writeln!(
         s,

@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use shared::import_plan::{ImportPlan, QueuedChunk};
-use shared::import_request::ImportRequest;
+use shared::job::plan::{ImportPlan, QueuedChunk};
+use shared::job::request::ImportRequest;
 
 /// Leads per `POST /leads/import`.
 const LEADS_PER_REQUEST: usize = 1_000;
@@ -58,9 +58,9 @@ impl Workload {
     pub fn queued_chunks(&self) -> impl Iterator<Item = QueuedChunk> + '_ {
         self.plans.iter().flat_map(|p| {
             p.chunks.iter().map(|c| QueuedChunk {
-                import_id: p.import_id.to_string(),
+                import_id: p.import_id.clone(),
                 seq: c.seq,
-                created_by: p.created_by.as_str().to_owned(),
+                created_by: p.created_by.clone(),
                 leads: c.leads.clone(),
             })
         })

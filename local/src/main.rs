@@ -9,14 +9,9 @@
 //! against them).
 
 use anyhow::Context as _;
+use local_servers::{PostgresServer, RedisServer, create_database};
 use shared::app::App;
 use shared::config::Config;
-use shared::lambda::{DrainFunction, scheduled_invocation};
-use shared::local_servers::{PostgresServer, RedisServer, create_database};
-use std::time::Duration;
-
-/// Each local drain invocation may run this long, like drain-fn's Lambda timeout.
-const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -49,7 +44,6 @@ async fn main() -> anyhow::Result<()> {
         _postgres = Some(server);
     }
     let port = config.port;
-    let interval = config.drain_interval;
     if servers_only {
         println!(
             "REDIS_URL={}\nDATABASE_URL={}",
@@ -64,17 +58,6 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let drain = DrainFunction::new(app.clone()).await;
-    let drain_loop = tokio::spawn(async move {
-        for tick in 0u64.. {
-            let invocation = scheduled_invocation(INVOCATION_TIMEOUT, format!("local-{tick}"));
-            if let Err(e) = drain.handle(invocation).await {
-                tracing::error!(error = %e, "local drain invocation failed; retrying on the next tick");
-            }
-            tokio::time::sleep(interval).await;
-        }
-    });
-
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("binding 127.0.0.1:{port}"))?;
@@ -83,10 +66,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "try:\n  curl -i -X POST {url}/leads/import -H 'Content-Type: application/json' \\\n    -d '{{\"importId\":\"unique-import-id\",\"leads\":[{{\"fullName\":\"John Doe\",\"email\":\"john@example.com\",\"phone\":\"+1234567890\",\"status\":\"NEW\",\"source\":\"WEBSITE\"}}],\"createdBy\":\"507f1f77bcf86cd799439011\"}}'\n  curl -s {url}/leads/import/unique-import-id/status"
     );
-    axum::serve(listener, shared::http::router(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    drain_loop.abort();
+    shared::local_run::serve(listener, app, shutdown_signal()).await?;
     Ok(())
 }
 

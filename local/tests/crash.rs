@@ -2,8 +2,8 @@
 //! again: when every job is done, each lead is stored once or listed once with a reason, the
 //! counts equal the table, and nothing is left pending (SPEC §6).
 
+use local_servers::{PostgresServer, RedisServer, create_database};
 use serde_json::{Value, json};
-use shared::local_servers::{PostgresServer, RedisServer, create_database};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

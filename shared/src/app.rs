@@ -1,12 +1,16 @@
 //! Wiring: the clients every function builds once per execution environment.
 
+use crate::aws::db_auth::{
+    AwsIdentity, DatabaseAuth, DbAuthError, IamTokenSource, read_rds_secret,
+};
 use crate::config::Config;
-use crate::db_auth::{AwsIdentity, DatabaseAuth, DbAuthError, IamTokenSource, read_rds_secret};
 use crate::drain::Drain;
-use crate::keys::Keys;
-use crate::queue::Queue;
-use crate::status_cache::StatusCache;
-use crate::store::{Store, StoreError};
+use crate::import::ImportLimits;
+use crate::postgres::{Store, StoreError};
+use crate::redis::connection::Redis;
+use crate::redis::keys::Keys;
+use crate::redis::status_cache::StatusCache;
+use crate::redis::stream::Queue;
 use sqlx::postgres::PgConnectOptions;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -99,14 +103,16 @@ impl App {
         // and RDS Proxy (or `max_connections`) bounds the rest.
         let connections = (config.drain_parallel_batches + 2).max(4) as u32;
         let store = Store::with_options(options, connections);
-        let (queue, cache) = Queue::connect(
-            &config.redis_url,
-            Keys::new(&config.key_prefix),
-            &config.consumer_name,
-            config.cache_ttl,
-            config.block_timeout,
-        )
-        .map_err(|_| StartupError::RedisUrl)?;
+        // Both connect lazily (see `Redis::connect_lazy` for the timeouts): one shared by
+        // every command, one for the drain's blocking reads.
+        let connect = || {
+            Redis::connect_lazy(&config.redis_url, config.block_timeout)
+                .map_err(|_| StartupError::RedisUrl)
+        };
+        let (shared, blocking) = (connect()?, connect()?);
+        let keys = Keys::new(&config.key_prefix);
+        let cache = StatusCache::new(shared.clone(), keys.clone(), config.cache_ttl);
+        let queue = Queue::new(shared, blocking, keys, &config.consumer_name, cache.clone());
         tracing::info!(consumer = %config.consumer_name, "clients built for this execution environment");
         Ok(App {
             config: Arc::new(config),
@@ -128,6 +134,14 @@ impl App {
                 .set_connect_options(iam.options.clone().password(&token));
         }
         Ok(())
+    }
+
+    /// What an import is planned under.
+    pub fn import_limits(&self) -> ImportLimits {
+        ImportLimits {
+            max_leads: self.config.max_leads_per_import,
+            batch_size: self.config.batch_size,
+        }
     }
 
     pub fn drain(&self) -> Drain {

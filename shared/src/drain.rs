@@ -19,11 +19,13 @@
 //! through these steps on its own, so the same holds for each of them at any crash.
 
 use crate::config::Config;
-use crate::import_plan::QueuedChunk;
-use crate::job_status::ChunkOutcome;
-use crate::queue::{Delivery, Queue, entry_age};
-use crate::status_cache::StatusCache;
-use crate::store::{Store, StoreError};
+use crate::domain::ImportId;
+use crate::job::plan::QueuedChunk;
+use crate::job::status::ChunkOutcome;
+use crate::postgres::{EntryChunk, Outcomes, Store, StoreError};
+use crate::redis::entry::Delivery;
+use crate::redis::status_cache::StatusCache;
+use crate::redis::stream::{Queue, entry_age};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -33,7 +35,7 @@ use tokio::time::Instant;
 #[derive(Debug, thiserror::Error)]
 pub enum DrainError {
     #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(#[from] ::redis::RedisError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("a batch's task ended abnormally: {0}")]
@@ -318,7 +320,7 @@ impl Drain {
         &self,
         work: &mut Vec<(Delivery, QueuedChunk)>,
         doomed: &mut Vec<Doomed>,
-    ) -> Result<HashMap<(String, u32), ChunkOutcome>, DrainError> {
+    ) -> Result<Outcomes, DrainError> {
         let mut outcomes = HashMap::new();
         let mut kept = Vec::with_capacity(work.len());
         for (delivery, chunk) in work.drain(..) {
@@ -347,11 +349,8 @@ impl Drain {
     }
 
     /// Copies outcomes into each job's status cache, rebuilding an expired key from Postgres.
-    async fn update_cache(
-        &self,
-        outcomes: &HashMap<(String, u32), ChunkOutcome>,
-    ) -> Result<(), DrainError> {
-        let mut by_job: BTreeMap<&str, Vec<ChunkOutcome>> = BTreeMap::new();
+    async fn update_cache(&self, outcomes: &Outcomes) -> Result<(), DrainError> {
+        let mut by_job: BTreeMap<&ImportId, Vec<ChunkOutcome>> = BTreeMap::new();
         for ((import_id, _), outcome) in outcomes {
             by_job.entry(import_id).or_default().push(outcome.clone());
         }
@@ -378,11 +377,15 @@ impl Drain {
         let mut outcomes = HashMap::new();
         for id in ids {
             match self.store.chunk_of_entry(id).await? {
-                Some((import_id, seq, indexes)) => {
+                Some(EntryChunk {
+                    import_id,
+                    seq,
+                    lead_indexes,
+                }) => {
                     let reason = "The stream entry was deleted from Redis before it was processed";
                     let outcome = self
                         .store
-                        .record_dead(&import_id, seq, &indexes, reason)
+                        .record_dead(&import_id, seq, &lead_indexes, reason)
                         .await?;
                     tracing::error!(entry = %id, import_id = %import_id, seq, "pending entry was deleted from the stream");
                     report.leads_failed += u64::from(outcome.failed);

@@ -1,41 +1,43 @@
 //! The lead importer's library: everything the three Lambdas and the local run share.
 //!
-//! A tour, in the order a lead travels:
+//! A tour, in the order a lead travels. The folders are the architecture: a pure core that
+//! knows no HTTP, Redis or Postgres type; use cases that drive it; adapters at the edges.
 //!
-//! * [`import_request`] parses the body of `POST /leads/import`; [`domain`] holds one type per
-//!   lead field (`Email`, `Phone`, ...) whose `parse` is the only way to make one.
-//! * [`import_plan`] judges every lead, finds duplicates inside the import and cuts the valid
-//!   leads into stream entries.
-//! * [`store`] is Postgres: the job's durable record, the `leads` table, and each entry's
-//!   recorded outcome — the fact that makes replays harmless.
-//! * [`queue`] is the Redis stream `lead:imports` with its consumer group and dead letters;
-//!   [`status_cache`] is the `import:job:{id}` hash clients poll.
-//! * [`drain`] moves entries from the stream to Postgres, one time-bounded batch per call;
-//!   [`redrive`] puts dead letters back once their cause is fixed.
-//! * [`identity`] reads the caller from the authorizer's request context.
-//! * [`http`] is the API (axum routers served by `lambda_http` and by the local run);
-//!   [`problem`] is its only error shape; [`job_status`] its status document.
-//! * [`config`] reads every knob; [`db_auth`] signs in to Postgres on AWS (IAM token or
-//!   Secrets Manager); [`telemetry`] sets up logs.
+//! * [`domain`] holds one type per lead field (`Email`, `Phone`, ...) whose `parse` is the only
+//!   way to make one, and [`domain::Lead`], a lead made of them.
+//! * [`job`] is the rest of the pure core: [`job::request`] parses the body of
+//!   `POST /leads/import`, [`job::plan`] judges every lead and cuts the valid ones into stream
+//!   entries, [`job::status`] is a job's progress and the status document derived from it, and
+//!   [`job::caller`] is who is asking.
+//! * The use cases, one module each, each with its own error enum: [`import`] accepts a
+//!   request (record, enqueue, decide the answer), [`status`] reads a job's document (cache
+//!   first, Postgres when needed), [`drain`] moves stream entries into Postgres one
+//!   time-bounded batch per call (its module comment is the crash proof), and [`redrive`] puts
+//!   dead letters back once their cause is fixed. [`ports`] names what the import and status
+//!   use cases need from the stores, so their decision tables are unit-tested without servers.
+//! * Adapters: [`postgres`] is the durable record (one file per table: jobs, chunk outcomes,
+//!   leads); [`redis`] is the stream with its consumer group and dead letters, the status
+//!   cache, and their Lua scripts; [`api`] is the HTTP edge (axum routers served by
+//!   `lambda_http` and by the local run, the caller's identity, and problem+json, the only
+//!   error shape); [`aws`] is the Lambda glue and the database sign-in on AWS.
+//! * Wiring: [`config`] reads every knob, [`app`] builds the clients once per execution
+//!   environment, [`local_run`] composes the whole pipeline in one process (`make run`, the
+//!   tests, the fuzzer), and [`telemetry`] sets up logs.
+//!
+//! The design and the guarantees are written up in `docs/` at the repository's root.
 
+pub mod api;
 pub mod app;
+pub mod aws;
 pub mod config;
-pub mod db_auth;
 pub mod domain;
 pub mod drain;
-pub mod http;
-pub mod identity;
-pub mod import_plan;
-pub mod import_request;
-pub mod job_status;
-pub mod keys;
-pub mod lambda;
-#[cfg(feature = "local-servers")]
-pub mod local_servers;
-pub mod problem;
-pub mod queue;
-mod redis_conn;
+pub mod import;
+pub mod job;
+pub mod local_run;
+pub mod ports;
+pub mod postgres;
+pub mod redis;
 pub mod redrive;
-pub mod status_cache;
-pub mod store;
+pub mod status;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! Re-driving dead letters: after an operator fixed what made entries fail (a database
 //! constraint, an outage longer than `MAX_DELIVERIES` claims), their chunks go back on the
 //! stream and are stored like new ones. `leads-local redrive` and `make redrive` call this.
+//! (A use case: the decisions are here, the commands in `redis::stream` and `postgres`.)
 //!
 //! Per dead letter, in this order: forget the chunk's dead outcome in Postgres, drop it from
 //! the status cache, then XADD the chunk and XDEL the dead letter in one MULTI. A crash in

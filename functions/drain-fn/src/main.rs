@@ -2,7 +2,7 @@
 //! Postgres until its deadline (less a margin) or until the stream stays empty.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use shared::lambda::DrainFunction;
+use shared::aws::lambda::DrainFunction;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

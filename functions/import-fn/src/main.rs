@@ -1,5 +1,5 @@
 //! import-fn: `POST /leads/import` behind API Gateway (HTTP API).
-//! Validates the request, records the job and queues it; the handler lives in `shared::http`.
+//! Validates the request, records the job and queues it; the handler lives in `shared::api`.
 
 use lambda_http::{Error, run};
 
@@ -8,5 +8,5 @@ async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     // Clients are built once per execution environment and reused by every request.
     let app = shared::app::App::from_env().await?;
-    run(shared::http::import_router(app)).await
+    run(shared::api::import_router(app)).await
 }

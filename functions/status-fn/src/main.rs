@@ -7,5 +7,5 @@ use lambda_http::{Error, run};
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let app = shared::app::App::from_env().await?;
-    run(shared::http::status_router(app)).await
+    run(shared::api::status_router(app)).await
 }

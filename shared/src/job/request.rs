@@ -6,10 +6,8 @@
 
 use crate::domain::json_text::JsonText;
 use crate::domain::{CreatedBy, ImportId, LeadInput};
-use crate::problem::{InvalidParam, Problem};
-use axum::http::StatusCode;
-use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// How deeply arrays and objects may nest in a request body. The request itself needs three
@@ -18,6 +16,38 @@ use std::fmt;
 /// serde_json stops at 128 levels for values it builds, but skips ignored values (unknown
 /// fields) iteratively without a limit; this check bounds both, before any parsing.
 pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Why a request as a whole was refused (problems inside one lead never refuse a request).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// Malformed: not JSON, the wrong shape, a missing or bad field; `errors` says where.
+    #[error("{detail}")]
+    Invalid {
+        detail: String,
+        errors: Vec<InvalidParam>,
+    },
+    #[error("an import may hold at most {max} leads; this one has {found}")]
+    TooManyLeads { max: usize, found: usize },
+    /// `createdBy` names someone other than the verified caller.
+    #[error("createdBy must be the authenticated caller; leave it out to use your identity")]
+    NotTheCaller,
+}
+
+/// Where in the request body something is wrong (a JSON Pointer) and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvalidParam {
+    pub pointer: String,
+    pub message: String,
+}
+
+impl RequestError {
+    pub fn invalid(detail: impl Into<String>, errors: Vec<InvalidParam>) -> Self {
+        RequestError::Invalid {
+            detail: detail.into(),
+            errors,
+        }
+    }
+}
 
 /// A well-formed import request.
 #[derive(Debug, Clone)]
@@ -29,19 +59,19 @@ pub struct ImportRequest {
 
 impl ImportRequest {
     /// Parses a request body; `max_leads` is `MAX_LEADS_PER_IMPORT`.
-    pub fn parse(body: &[u8], max_leads: usize) -> Result<Self, Problem> {
+    pub fn parse(body: &[u8], max_leads: usize) -> Result<Self, RequestError> {
         Self::parse_as(body, max_leads, None)
     }
 
-    /// Parses a request body sent by a verified `caller` (see [`crate::identity`]): an absent
-    /// `createdBy` becomes the caller, one naming anybody else is refused with `403`.
+    /// Parses a request body sent by a verified `caller` (see [`crate::job::caller`]): an
+    /// absent `createdBy` becomes the caller, one naming anybody else is refused.
     pub fn parse_as(
         body: &[u8],
         max_leads: usize,
         caller: Option<&CreatedBy>,
-    ) -> Result<Self, Problem> {
+    ) -> Result<Self, RequestError> {
         if let Err(depth) = check_depth(body, MAX_JSON_DEPTH) {
-            return Err(Problem::invalid_request(
+            return Err(RequestError::invalid(
                 format!(
                     "the body nests arrays and objects {depth} levels deep; at most {MAX_JSON_DEPTH} are allowed"
                 ),
@@ -49,13 +79,13 @@ impl ImportRequest {
             ));
         }
         let raw: RawRequest = serde_json::from_slice(body).map_err(|e| {
-            Problem::invalid_request(
+            RequestError::invalid(
                 format!("the body is not valid JSON for an import: {e}"),
                 vec![],
             )
         })?;
         if let Some(key) = raw.duplicate_key {
-            return Err(Problem::invalid_request(
+            return Err(RequestError::invalid(
                 format!("{key} appears more than once"),
                 vec![param(&format!("/{key}"), "duplicate key")],
             ));
@@ -83,9 +113,7 @@ impl ImportRequest {
         if let (Some(caller), Some(named)) = (caller, &created_by)
             && caller != named
         {
-            return Err(crate::identity::forbidden(
-                "createdBy must be the authenticated caller; leave it out to use your identity",
-            ));
+            return Err(RequestError::NotTheCaller);
         }
         let leads = match raw.leads {
             LeadsField::Absent => {
@@ -108,15 +136,10 @@ impl ImportRequest {
         match (created_by, leads) {
             (Some(created_by), Some(leads)) if errors.is_empty() => {
                 if leads.len() > max_leads {
-                    return Err(Problem::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "too-many-leads",
-                        "Too many leads",
-                        format!(
-                            "an import may hold at most {max_leads} leads; this one has {}",
-                            leads.len()
-                        ),
-                    ));
+                    return Err(RequestError::TooManyLeads {
+                        max: max_leads,
+                        found: leads.len(),
+                    });
                 }
                 Ok(ImportRequest {
                     import_id,
@@ -124,7 +147,7 @@ impl ImportRequest {
                     leads,
                 })
             }
-            _ => Err(Problem::invalid_request(
+            _ => Err(RequestError::invalid(
                 "the import request is invalid",
                 errors,
             )),
@@ -268,12 +291,19 @@ impl<'de> Deserialize<'de> for LeadsField {
 mod tests {
     use super::*;
 
-    fn parse(body: &str) -> Result<ImportRequest, Problem> {
+    fn parse(body: &str) -> Result<ImportRequest, RequestError> {
         ImportRequest::parse(body.as_bytes(), 3)
     }
 
-    fn pointers(problem: &Problem) -> Vec<&str> {
-        problem.errors.iter().map(|e| e.pointer.as_str()).collect()
+    fn invalid(error: RequestError) -> (String, Vec<InvalidParam>) {
+        match error {
+            RequestError::Invalid { detail, errors } => (detail, errors),
+            other => panic!("expected an invalid request, got {other:?}"),
+        }
+    }
+
+    fn pointers(error: RequestError) -> Vec<String> {
+        invalid(error).1.into_iter().map(|e| e.pointer).collect()
     }
 
     #[test]
@@ -299,34 +329,34 @@ mod tests {
     #[test]
     fn malformed_json_is_400() {
         for body in ["", "{", "[]", "null", "{\"leads\":[}", "\u{feff}{}"] {
-            assert_eq!(parse(body).unwrap_err().status, 400, "{body:?}");
+            invalid(parse(body).unwrap_err());
         }
     }
 
     #[test]
     fn missing_and_wrong_fields_are_listed_with_pointers() {
         let p = parse(r#"{"importId":"bad id","leads":"x"}"#).unwrap_err();
-        assert_eq!(p.status, 400);
-        assert_eq!(pointers(&p), ["/importId", "/createdBy", "/leads"]);
-        let p = parse(r#"{"leads":[],"createdBy":7}"#).unwrap_err();
-        assert_eq!(pointers(&p), ["/createdBy", "/leads"]);
+        assert_eq!(pointers(p), ["/importId", "/createdBy", "/leads"]);
+        let (_, errors) = invalid(parse(r#"{"leads":[],"createdBy":7}"#).unwrap_err());
+        let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/createdBy", "/leads"]);
         assert_eq!(
-            p.errors[0].message,
+            errors[0].message,
             "createdBy must be a string, not a number"
         );
     }
 
     #[test]
-    fn more_leads_than_the_limit_is_413() {
+    fn more_leads_than_the_limit_are_refused() {
         let p = parse(r#"{"leads":[{},{},{},{}],"createdBy":"u"}"#).unwrap_err();
-        assert_eq!(p.status, 413);
+        assert_eq!(p, RequestError::TooManyLeads { max: 3, found: 4 });
         assert!(parse(r#"{"leads":[{},{},{}],"createdBy":"u"}"#).is_ok());
     }
 
     #[test]
     fn duplicate_top_level_keys_are_refused() {
         let p = parse(r#"{"leads":[{}],"createdBy":"a","createdBy":"b"}"#).unwrap_err();
-        assert_eq!(pointers(&p), ["/createdBy"]);
+        assert_eq!(pointers(p), ["/createdBy"]);
     }
 
     #[test]
@@ -341,9 +371,8 @@ mod tests {
             )
         };
         assert!(parse(&nested(MAX_JSON_DEPTH)).is_ok());
-        let p = parse(&nested(MAX_JSON_DEPTH + 1)).unwrap_err();
-        assert_eq!(p.status, 400);
-        assert!(p.detail.contains("at most 32"), "{}", p.detail);
+        let (detail, _) = invalid(parse(&nested(MAX_JSON_DEPTH + 1)).unwrap_err());
+        assert!(detail.contains("at most 32"), "{detail}");
     }
 
     #[test]
@@ -351,7 +380,7 @@ mod tests {
         let mut body = br#"{"leads":[{"fullName":""#.to_vec();
         body.extend_from_slice(&[0xff, 0xfe]);
         body.extend_from_slice(br#""}],"createdBy":"u"}"#);
-        assert_eq!(ImportRequest::parse(&body, 3).unwrap_err().status, 400);
+        invalid(ImportRequest::parse(&body, 3).unwrap_err());
     }
 }
 
@@ -362,13 +391,13 @@ mod properties {
     use proptest::prelude::*;
     use serde_json::Value;
 
-    /// A rejection is a 4xx problem with a reason, and every listed error has a pointer and a
-    /// message.
-    fn assert_clear(p: &Problem) -> Result<(), TestCaseError> {
-        prop_assert!(matches!(p.status, 400 | 403 | 413), "{}", p.status);
-        prop_assert!(!p.detail.is_empty() && !p.title.is_empty());
-        for e in &p.errors {
-            prop_assert!(e.pointer.starts_with('/') && !e.message.is_empty());
+    /// A rejection has a reason, and every listed error has a pointer and a message.
+    fn assert_clear(p: &RequestError) -> Result<(), TestCaseError> {
+        prop_assert!(!p.to_string().is_empty());
+        if let RequestError::Invalid { errors, .. } = p {
+            for e in errors {
+                prop_assert!(e.pointer.starts_with('/') && !e.message.is_empty());
+            }
         }
         Ok(())
     }

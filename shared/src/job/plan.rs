@@ -4,18 +4,16 @@
 //! All of this is decided before anything is written, so a request either queues its whole
 //! plan or nothing.
 
-use crate::domain::{CreatedBy, ImportId, Lead};
-use crate::import_request::ImportRequest;
-use crate::job_status::LeadError;
-use serde::{Deserialize, Serialize};
+use crate::domain::{CreatedBy, Email, ImportId, Lead};
+use crate::job::request::ImportRequest;
+use crate::job::status::LeadError;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// A valid lead with its position in the request, as it travels through the stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexedLead {
     pub index: u32,
-    #[serde(flatten)]
     pub lead: Lead,
 }
 
@@ -29,9 +27,9 @@ pub struct Chunk {
 /// What one stream entry carries: a chunk of one job, with what the drain needs to store it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedChunk {
-    pub import_id: String,
+    pub import_id: ImportId,
     pub seq: u32,
-    pub created_by: String,
+    pub created_by: CreatedBy,
     pub leads: Vec<IndexedLead>,
 }
 
@@ -56,25 +54,15 @@ impl ImportPlan {
         let import_id = request.import_id.unwrap_or_else(ImportId::generate);
         let mut hasher = Sha256::new();
         hasher.update(request.created_by.as_str());
-        let mut first_index_of_email: HashMap<String, u32> =
+        let mut first_index_of_email: HashMap<Email, u32> =
             HashMap::with_capacity(request.leads.len());
         let mut valid = Vec::with_capacity(request.leads.len());
         let mut rejected = Vec::new();
         for (index, input) in request.leads.iter().enumerate() {
             let index = index as u32;
-            let outcome = Lead::parse(input).map_err(|e| LeadError {
-                index,
-                error: e.message,
-                field: Some(e.field.to_owned()).filter(|f| !f.is_empty()),
-                code: e.code.to_owned(),
-            });
+            let outcome = Lead::parse(input).map_err(|e| LeadError::invalid(index, e));
             let outcome = outcome.and_then(|lead| match first_index_of_email.get(&lead.email) {
-                Some(first) => Err(LeadError {
-                    index,
-                    error: format!("Duplicate email in this import: same as lead {first}"),
-                    field: Some("email".into()),
-                    code: "duplicate_in_import".into(),
-                }),
+                Some(&first) => Err(LeadError::duplicate_in_import(index, first)),
                 None => {
                     first_index_of_email.insert(lead.email.clone(), index);
                     Ok(lead)
@@ -83,11 +71,11 @@ impl ImportPlan {
             match outcome {
                 Ok(lead) => {
                     for part in [
-                        &lead.full_name,
-                        &lead.email,
-                        lead.phone.as_deref().unwrap_or(""),
-                        &lead.status,
-                        &lead.source,
+                        lead.full_name.as_str(),
+                        lead.email.as_str(),
+                        lead.phone.as_ref().map_or("", |p| p.as_str()),
+                        lead.status.as_str(),
+                        lead.source.as_str(),
                     ] {
                         hasher.update([0x1f]);
                         hasher.update(part);

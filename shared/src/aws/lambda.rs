@@ -1,5 +1,5 @@
 //! Glue between the Lambda runtime and the library: the drain's scheduled-event handler.
-//! (The HTTP functions need none: `lambda_http::run` serves the routers of [`crate::http`].)
+//! (The HTTP functions need none: `lambda_http::run` serves the routers of [`crate::api`].)
 
 use crate::app::App;
 use crate::drain::{Drain, DrainReport};
@@ -84,7 +84,7 @@ pub fn scheduled_invocation(
     timeout: Duration,
     request_id: String,
 ) -> LambdaEvent<EventBridgeEvent<serde_json::Value>> {
-    let event = serde_json::from_str(include_str!("../../events/drain-scheduled.json"))
+    let event = serde_json::from_str(include_str!("../../../events/drain-scheduled.json"))
         .expect("events/drain-scheduled.json is an EventBridge event (unit-tested)");
     let mut context = lambda_runtime::Context::default();
     context.deadline = epoch_ms() + timeout.as_millis() as u64;

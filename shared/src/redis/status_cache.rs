@@ -1,39 +1,25 @@
 //! The job status cache, `import:job:{importId}`: a Redis hash clients' polls are served from.
 //!
-//! Layout: the job's plan in plain fields (`importId`, `createdBy`, `payloadHash`, `total`,
-//! `chunks`, `createdAt`, `updatedAt`, `rejected`) and one field `o:{seq}` per chunk holding its
+//! Layout (known to this module only): the job's plan in plain fields (`importId`,
+//! `createdBy`, `total`, `chunks`, `createdAt`, `updatedAt`, `rejected`) and one field `o:{seq}` per chunk holding its
 //! recorded outcome. Writing an outcome with `HSETNX` makes a replayed chunk a no-op, so the
 //! progress update is idempotent without any counter that could be added twice; the counts
 //! are summed from the outcomes when read. The key is only a cache: when it has expired,
 //! Postgres (which holds the same facts) rebuilds it.
 
-use crate::job_status::{ChunkOutcome, JobSnapshot, LeadError, timestamp};
-use crate::keys::Keys;
-use crate::redis_conn::Redis;
-use redis::{RedisResult, Script};
+use super::connection::Redis;
+use super::keys::Keys;
+use crate::domain::ImportId;
+use crate::job::status::{ChunkOutcome, JobSnapshot, LeadError, timestamp};
+use crate::ports::{StatusCacheReader, Unavailable};
+use ::redis::{RedisResult, Script};
 use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-/// `KEYS[1]` job hash. ARGV: ttl, updatedAt, n, n snapshot field/value items, then pairs of
-/// (seq, outcome JSON). Installs the snapshot only if the key is missing (returns 0 when it is
-/// missing and no snapshot was given), then adds each outcome not recorded yet.
-static APPLY_OUTCOMES: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        local n = tonumber(ARGV[3])
-        if redis.call('EXISTS', KEYS[1]) == 0 then
-          if n == 0 then return 0 end
-          for i = 4, 3 + n, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-        end
-        for i = 4 + n, #ARGV, 2 do redis.call('HSETNX', KEYS[1], 'o:' .. ARGV[i], ARGV[i + 1]) end
-        redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
-        redis.call('EXPIRE', KEYS[1], ARGV[1])
-        return 1
-        ",
-    )
-});
+static APPLY_OUTCOMES: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("apply_outcomes.lua")));
 
 #[derive(Clone)]
 pub struct StatusCache {
@@ -42,15 +28,31 @@ pub struct StatusCache {
     ttl: Duration,
 }
 
+/// A job's status document as written when the job is queued (`Queue::enqueue` writes it in
+/// the same script as the entries).
+pub(crate) struct CacheDocument {
+    pub key: String,
+    pub ttl_secs: u64,
+    pub fields: Vec<(String, String)>,
+}
+
 impl StatusCache {
     pub(crate) fn new(redis: Redis, keys: Keys, ttl: Duration) -> Self {
         StatusCache { redis, keys, ttl }
     }
 
+    pub(crate) fn document(&self, snapshot: &JobSnapshot) -> CacheDocument {
+        CacheDocument {
+            key: self.keys.job(&snapshot.import_id),
+            ttl_secs: self.ttl.as_secs(),
+            fields: snapshot_fields(snapshot),
+        }
+    }
+
     /// The cached snapshot, or `None` when the key does not exist (never set, or expired).
-    pub async fn get(&self, import_id: &str) -> RedisResult<Option<JobSnapshot>> {
-        let mut get = redis::cmd("HGETALL");
-        get.arg(self.keys.job(import_id));
+    pub async fn get(&self, import_id: &ImportId) -> RedisResult<Option<JobSnapshot>> {
+        let mut get = ::redis::cmd("HGETALL");
+        get.arg(self.keys.job(import_id.as_str()));
         let fields: HashMap<String, String> = self.redis.query(&get).await?;
         Ok(snapshot_from_fields(&fields))
     }
@@ -61,11 +63,11 @@ impl StatusCache {
     /// snapshot only ever fills an empty key.
     pub async fn apply(
         &self,
-        import_id: &str,
+        import_id: &ImportId,
         outcomes: &[ChunkOutcome],
         rebuilt: Option<&JobSnapshot>,
     ) -> RedisResult<bool> {
-        let key = self.keys.job(import_id);
+        let key = self.keys.job(import_id.as_str());
         let snapshot = rebuilt.map(snapshot_fields).unwrap_or_default();
         let now = timestamp::format(OffsetDateTime::now_utc());
         let mut args: Vec<String> = Vec::with_capacity(3 + snapshot.len() * 2 + outcomes.len() * 2);
@@ -92,15 +94,23 @@ impl StatusCache {
 
     /// Drops one chunk's outcome from the cache (the dead-letter re-drive; Postgres already
     /// forgot it), so the job reads `processing` until the chunk is stored.
-    pub async fn forget_outcome(&self, import_id: &str, seq: u32) -> RedisResult<()> {
-        let mut forget = redis::cmd("HDEL");
-        forget.arg(self.keys.job(import_id)).arg(format!("o:{seq}"));
+    pub async fn forget_outcome(&self, import_id: &ImportId, seq: u32) -> RedisResult<()> {
+        let mut forget = ::redis::cmd("HDEL");
+        forget
+            .arg(self.keys.job(import_id.as_str()))
+            .arg(format!("o:{seq}"));
         self.redis.query::<i64>(&forget).await.map(drop)
     }
 }
 
+impl StatusCacheReader for StatusCache {
+    async fn cached(&self, import_id: &ImportId) -> Result<Option<JobSnapshot>, Unavailable> {
+        Ok(self.get(import_id).await?)
+    }
+}
+
 /// The hash fields that hold a snapshot (see the module comment for the layout).
-pub(crate) fn snapshot_fields(s: &JobSnapshot) -> Vec<(String, String)> {
+fn snapshot_fields(s: &JobSnapshot) -> Vec<(String, String)> {
     let mut fields = vec![
         ("importId".to_owned(), s.import_id.clone()),
         ("createdBy".to_owned(), s.created_by.clone()),

@@ -1,88 +1,23 @@
 //! The Redis stream `lead:imports`, its consumer group and its dead letters.
 //!
-//! One entry per chunk of a job, with fields `importId`, `seq`, `createdBy` and `leads` (a JSON
-//! array of indexed leads). Every command here is safe to send twice (the retry-once rule in
-//! `redis_conn`): enqueueing checks the job key first, XACK and trimming are idempotent, and an
+//! One entry per chunk of a job (its fields: [`super::entry`]). Every command here is safe to send twice (the retry-once rule in
+//! `connection`): enqueueing checks the job key first, XACK and trimming are idempotent, and an
 //! entry read but never seen stays pending until XAUTOCLAIM hands it out again.
 
-use crate::import_plan::{ImportPlan, IndexedLead, QueuedChunk};
-use crate::job_status::JobSnapshot;
-use crate::keys::Keys;
-use crate::redis_conn::Redis;
-use crate::status_cache::{StatusCache, snapshot_fields};
-use redis::streams::{StreamAutoClaimReply, StreamPendingCountReply, StreamReadReply};
-use redis::{RedisResult, Script, Value};
+use super::connection::Redis;
+use super::entry::{Delivery, leads_field};
+use super::keys::Keys;
+use super::status_cache::StatusCache;
+use crate::job::plan::{ImportPlan, QueuedChunk};
+use crate::job::status::JobSnapshot;
+use crate::ports::{Enqueued, JobQueue, Unavailable};
+use ::redis::streams::{StreamAutoClaimReply, StreamPendingCountReply, StreamReadReply};
+use ::redis::{RedisResult, Script, Value};
 use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-/// `KEYS[1]` job hash, `KEYS[2]` stream. ARGV: ttl, payloadHash, n, n hash field/value items,
-/// importId, createdBy, then one leads JSON per chunk. All or nothing: the job document and
-/// every entry appear together and their ids are returned, or (when the job key already
-/// exists) nothing is written and the stored payload hash is returned.
-static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        local existing = redis.call('HGET', KEYS[1], 'payloadHash')
-        if existing then return existing end
-        local n = tonumber(ARGV[3])
-        redis.call('HSET', KEYS[1], 'payloadHash', ARGV[2])
-        for i = 4, 3 + n, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-        redis.call('EXPIRE', KEYS[1], ARGV[1])
-        local import_id, created_by = ARGV[4 + n], ARGV[5 + n]
-        local ids = {}
-        for i = 6 + n, #ARGV do
-          ids[#ids + 1] = redis.call('XADD', KEYS[2], '*', 'importId', import_id, 'seq', i - 6 - n,
-                                     'createdBy', created_by, 'leads', ARGV[i])
-        end
-        return ids
-        ",
-    )
-});
-
-/// One entry handed to this consumer.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub id: String,
-    pub fields: HashMap<String, Value>,
-}
-
-impl Delivery {
-    /// Reads the chunk the entry carries; `Err` names what is wrong with a poison entry.
-    pub fn decode(&self) -> Result<QueuedChunk, String> {
-        let text = |name: &str| -> Result<String, String> {
-            let value = self
-                .fields
-                .get(name)
-                .ok_or_else(|| format!("field {name} is missing"))?;
-            redis::from_redis_value_ref::<String>(value)
-                .map_err(|_| format!("field {name} is not text"))
-        };
-        let import_id = text("importId")?;
-        crate::domain::ImportId::parse(&import_id).map_err(|e| format!("field importId: {e}"))?;
-        let seq = text("seq")?
-            .parse::<u32>()
-            .map_err(|_| "field seq is not a number".to_owned())?;
-        let created_by = text("createdBy")?;
-        let leads: Vec<IndexedLead> = serde_json::from_str(&text("leads")?)
-            .map_err(|e| format!("field leads is not a list of leads: {e}"))?;
-        Ok(QueuedChunk {
-            import_id,
-            seq,
-            created_by,
-            leads,
-        })
-    }
-}
-
-impl From<redis::streams::StreamId> for Delivery {
-    fn from(entry: redis::streams::StreamId) -> Self {
-        Delivery {
-            id: entry.id,
-            fields: entry.map,
-        }
-    }
-}
+static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("enqueue.lua")));
 
 /// What XAUTOCLAIM found: entries taken over, and ids that were pending but are gone from the
 /// stream (Redis 7+), whose leads must still be accounted for.
@@ -103,38 +38,26 @@ pub struct Queue {
     blocking: Redis,
     keys: Keys,
     consumer: String,
-    cache_ttl: Duration,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum Enqueued {
-    /// The job's document and entries were written now; the entry ids, in `seq` order.
-    Queued(Vec<String>),
-    /// The job key already existed (a retry); nothing was written. Carries its payload hash.
-    AlreadyQueued(String),
+    /// A job is queued together with its status document, written in the cache's layout.
+    cache: StatusCache,
 }
 
 impl Queue {
-    /// Connects lazily; see `Redis::connect_lazy` for the timeouts.
-    pub fn connect(
-        url: &str,
+    /// `redis` is shared with the status cache; `blocking` is a connection of its own.
+    pub(crate) fn new(
+        redis: Redis,
+        blocking: Redis,
         keys: Keys,
         consumer: &str,
-        cache_ttl: Duration,
-        longest_block: Duration,
-    ) -> RedisResult<(Queue, StatusCache)> {
-        let redis = Redis::connect_lazy(url, longest_block)?;
-        let cache = StatusCache::new(redis.clone(), keys.clone(), cache_ttl);
-        Ok((
-            Queue {
-                redis,
-                blocking: Redis::connect_lazy(url, longest_block)?,
-                keys,
-                consumer: consumer.to_owned(),
-                cache_ttl,
-            },
+        cache: StatusCache,
+    ) -> Self {
+        Queue {
+            redis,
+            blocking,
+            keys,
+            consumer: consumer.to_owned(),
             cache,
-        ))
+        }
     }
 
     pub fn keys(&self) -> &Keys {
@@ -147,22 +70,20 @@ impl Queue {
         plan: &ImportPlan,
         snapshot: &JobSnapshot,
     ) -> RedisResult<Enqueued> {
-        let fields = snapshot_fields(snapshot);
-        let mut args: Vec<String> = Vec::with_capacity(5 + fields.len() * 2 + plan.chunks.len());
+        let document = self.cache.document(snapshot);
+        let mut args: Vec<String> =
+            Vec::with_capacity(4 + document.fields.len() * 2 + plan.chunks.len());
         args.extend([
-            self.cache_ttl.as_secs().to_string(),
-            plan.payload_hash.clone(),
-            (fields.len() * 2).to_string(),
+            document.ttl_secs.to_string(),
+            (document.fields.len() * 2).to_string(),
         ]);
-        args.extend(fields.into_iter().flat_map(|(k, v)| [k, v]));
+        args.extend(document.fields.into_iter().flat_map(|(k, v)| [k, v]));
         args.extend([
             plan.import_id.to_string(),
             plan.created_by.as_str().to_owned(),
         ]);
-        for chunk in &plan.chunks {
-            args.push(serde_json::to_string(&chunk.leads).expect("leads serialize"));
-        }
-        let job_key = self.keys.job(plan.import_id.as_str());
+        args.extend(plan.chunks.iter().map(|chunk| leads_field(&chunk.leads)));
+        let job_key = document.key;
         let reply: Value = self
             .redis
             .run(|mut c| {
@@ -172,15 +93,15 @@ impl Queue {
             })
             .await?;
         match reply {
-            Value::Array(_) => Ok(Enqueued::Queued(redis::from_redis_value(reply)?)),
-            other => Ok(Enqueued::AlreadyQueued(redis::from_redis_value(other)?)),
+            Value::Array(_) => Ok(Enqueued::Queued(::redis::from_redis_value(reply)?)),
+            _ => Ok(Enqueued::AlreadyQueued),
         }
     }
 
     /// Creates the consumer group (and the stream) if they do not exist yet. The group starts
     /// at `0` so that entries queued before the first drain ran are delivered too.
     pub async fn ensure_group(&self) -> RedisResult<()> {
-        let mut create = redis::cmd("XGROUP");
+        let mut create = ::redis::cmd("XGROUP");
         create
             .arg("CREATE")
             .arg(&self.keys.stream)
@@ -200,7 +121,7 @@ impl Queue {
         min_idle: Duration,
         count: usize,
     ) -> RedisResult<Claimed> {
-        let mut claim = redis::cmd("XAUTOCLAIM");
+        let mut claim = ::redis::cmd("XAUTOCLAIM");
         claim
             .arg(&self.keys.stream)
             .arg(&self.keys.group)
@@ -219,7 +140,7 @@ impl Queue {
 
     /// XREADGROUP `>`: entries never delivered to any consumer, waiting up to `block` for some.
     pub async fn read_new(&self, count: usize, block: Duration) -> RedisResult<Vec<Delivery>> {
-        let mut read = redis::cmd("XREADGROUP");
+        let mut read = ::redis::cmd("XREADGROUP");
         read.arg("GROUP")
             .arg(&self.keys.group)
             .arg(&self.consumer)
@@ -248,7 +169,7 @@ impl Queue {
         last: &str,
         count: usize,
     ) -> RedisResult<HashMap<String, u64>> {
-        let mut pending = redis::cmd("XPENDING");
+        let mut pending = ::redis::cmd("XPENDING");
         pending
             .arg(&self.keys.stream)
             .arg(&self.keys.group)
@@ -269,7 +190,7 @@ impl Queue {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut ack = redis::cmd("XACK");
+        let mut ack = ::redis::cmd("XACK");
         ack.arg(&self.keys.stream).arg(&self.keys.group).arg(ids);
         self.redis.query::<i64>(&ack).await.map(drop)
     }
@@ -282,7 +203,7 @@ impl Queue {
         fields: &HashMap<String, Value>,
         reason: &str,
     ) -> RedisResult<()> {
-        let mut pipe = redis::pipe();
+        let mut pipe = ::redis::pipe();
         pipe.atomic();
         let add = pipe.cmd("XADD").arg(&self.keys.dead_letters).arg("*");
         add.arg("originalId")
@@ -294,7 +215,7 @@ impl Queue {
         for (name, value) in fields {
             if !matches!(name.as_str(), "originalId" | "reason" | "consumer") {
                 add.arg(name)
-                    .arg(redis::from_redis_value_ref::<Vec<u8>>(value).unwrap_or_default());
+                    .arg(::redis::from_redis_value_ref::<Vec<u8>>(value).unwrap_or_default());
             }
         }
         pipe.ignore();
@@ -318,29 +239,29 @@ impl Queue {
                 None => return Ok(0),
             },
         };
-        let mut trim = redis::cmd("XTRIM");
+        let mut trim = ::redis::cmd("XTRIM");
         trim.arg(&self.keys.stream).arg("MINID").arg(bound);
         self.redis.query(&trim).await
     }
 
     /// The id of the oldest entry delivered but not acked, by any consumer of the group.
     pub async fn oldest_pending_id(&self) -> RedisResult<Option<String>> {
-        let mut summary = redis::cmd("XPENDING");
+        let mut summary = ::redis::cmd("XPENDING");
         summary.arg(&self.keys.stream).arg(&self.keys.group);
         let Value::Array(items) = self.redis.query(&summary).await? else {
             return Ok(None);
         };
         Ok(items
             .get(1)
-            .and_then(|v| redis::from_redis_value_ref::<Option<String>>(v).ok())
+            .and_then(|v| ::redis::from_redis_value_ref::<Option<String>>(v).ok())
             .flatten())
     }
 
     async fn last_delivered_id(&self) -> RedisResult<Option<String>> {
-        let mut info = redis::cmd("XINFO");
+        let mut info = ::redis::cmd("XINFO");
         info.arg("GROUPS").arg(&self.keys.stream);
         let groups: Vec<HashMap<String, Value>> = self.redis.query(&info).await?;
-        let text = |v: &Value| redis::from_redis_value_ref::<String>(v).ok();
+        let text = |v: &Value| ::redis::from_redis_value_ref::<String>(v).ok();
         Ok(groups
             .iter()
             .find(|g| g.get("name").and_then(text).as_deref() == Some(&self.keys.group))
@@ -351,32 +272,32 @@ impl Queue {
 
     /// Dead letters, oldest first (at most `count`).
     pub async fn dead_letters(&self, count: usize) -> RedisResult<Vec<Delivery>> {
-        let mut range = redis::cmd("XRANGE");
+        let mut range = ::redis::cmd("XRANGE");
         range
             .arg(&self.keys.dead_letters)
             .arg("-")
             .arg("+")
             .arg("COUNT")
             .arg(count);
-        let reply: redis::streams::StreamRangeReply = self.redis.query(&range).await?;
+        let reply: ::redis::streams::StreamRangeReply = self.redis.query(&range).await?;
         Ok(reply.ids.into_iter().map(Delivery::from).collect())
     }
 
     /// Puts a dead letter's chunk back on the stream as a new entry and removes the dead
     /// letter, in one MULTI (a crash cannot leave it in both or in neither).
     pub async fn requeue_dead_letter(&self, dead_id: &str, chunk: &QueuedChunk) -> RedisResult<()> {
-        let leads = serde_json::to_string(&chunk.leads).expect("leads serialize");
-        let mut pipe = redis::pipe();
+        let leads = leads_field(&chunk.leads);
+        let mut pipe = ::redis::pipe();
         pipe.atomic()
             .cmd("XADD")
             .arg(&self.keys.stream)
             .arg("*")
             .arg("importId")
-            .arg(&chunk.import_id)
+            .arg(chunk.import_id.as_str())
             .arg("seq")
             .arg(chunk.seq)
             .arg("createdBy")
-            .arg(&chunk.created_by)
+            .arg(chunk.created_by.as_str())
             .arg("leads")
             .arg(leads)
             .ignore()
@@ -389,7 +310,7 @@ impl Queue {
 
     /// Redis's eviction policy. Anything but `noeviction` may silently delete queue keys.
     pub async fn maxmemory_policy(&self) -> RedisResult<Option<String>> {
-        let mut get = redis::cmd("CONFIG");
+        let mut get = ::redis::cmd("CONFIG");
         get.arg("GET").arg("maxmemory-policy");
         let reply: Vec<String> = self.redis.query(&get).await?;
         Ok(reply.into_iter().nth(1))
@@ -407,4 +328,14 @@ pub fn entry_age(id: &str) -> Duration {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     Duration::from_millis(now_ms.saturating_sub(added_ms))
+}
+
+impl JobQueue for Queue {
+    async fn enqueue(
+        &self,
+        plan: &ImportPlan,
+        snapshot: &JobSnapshot,
+    ) -> Result<Enqueued, Unavailable> {
+        Ok(Queue::enqueue(self, plan, snapshot).await?)
+    }
 }

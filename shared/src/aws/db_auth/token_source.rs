@@ -106,7 +106,7 @@ mod tests {
     use aws_credential_types::Credentials;
     use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 
-    use crate::db_auth::test_inputs::{
+    use crate::aws::db_auth::test_inputs::{
         ACCESS_KEY, HOST, PORT, REGION, SECRET_KEY, SESSION_TOKEN, USER,
     };
 

@@ -69,7 +69,7 @@ pub fn generate_rds_auth_token(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db_auth::test_inputs::{
+    use crate::aws::db_auth::test_inputs::{
         HOST, PORT, REGION, SESSION_TOKEN, USER, credentials, signing_time,
     };
 

@@ -82,8 +82,8 @@ impl AwsIdentity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db_auth::IamTokenSource;
-    use crate::db_auth::test_inputs::{
+    use crate::aws::db_auth::IamTokenSource;
+    use crate::aws::db_auth::test_inputs::{
         ACCESS_KEY, HOST, PORT, REGION, SECRET_KEY, SESSION_TOKEN, USER, credentials,
     };
 

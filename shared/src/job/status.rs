@@ -1,8 +1,10 @@
-//! A job's progress and the status document clients read (the seed's shape, SPEC §3).
+//! A job's progress and the status document clients read (the seed's shape; `openapi.yaml`
+//! describes it).
 //!
 //! Both the Redis cache and Postgres produce a [`JobSnapshot`]; the document, including the
 //! `pending → processing → completed | failed` state, is derived from it in one place.
 
+use crate::domain::FieldError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -18,6 +20,49 @@ pub struct LeadError {
     pub field: Option<String>,
     /// A stable, machine-readable reason.
     pub code: String,
+}
+
+/// Every reason a lead can fail, in one place: the text users read and the code machines match.
+impl LeadError {
+    /// The lead broke a field's rule.
+    pub fn invalid(index: u32, e: FieldError) -> Self {
+        LeadError {
+            index,
+            error: e.message,
+            field: Some(e.field.to_owned()).filter(|f| !f.is_empty()),
+            code: e.code.to_owned(),
+        }
+    }
+
+    /// An earlier lead of the same import has the same email.
+    pub fn duplicate_in_import(index: u32, first: u32) -> Self {
+        LeadError {
+            index,
+            error: format!("Duplicate email in this import: same as lead {first}"),
+            field: Some("email".into()),
+            code: "duplicate_in_import".into(),
+        }
+    }
+
+    /// The `leads` table already holds the email.
+    pub fn email_exists(index: u32) -> Self {
+        LeadError {
+            index,
+            error: "Email already exists".into(),
+            field: Some("email".into()),
+            code: "email_exists".into(),
+        }
+    }
+
+    /// The lead's stream entry was given up on, for `reason`.
+    pub fn dead_letter(index: u32, reason: &str) -> Self {
+        LeadError {
+            index,
+            error: reason.to_owned(),
+            field: None,
+            code: "dead_letter".into(),
+        }
+    }
 }
 
 /// What became of one stream entry (chunk) of a job; recorded once, in Postgres, in the same

@@ -1,0 +1,184 @@
+//! RFC 9457 problem details: the only shape an error ever leaves the API in.
+
+use crate::import::ImportError;
+use crate::job::caller::UnusableIdentity;
+use crate::job::request::{InvalidParam, RequestError};
+use crate::status::StatusError;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// One `application/problem+json` body. Built only from fixed text and the caller's own input,
+/// never from an internal error, so nothing private can leak through it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<InvalidParam>,
+}
+
+impl Problem {
+    pub fn new(
+        status: StatusCode,
+        slug: &str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Problem {
+            kind: format!("https://leads.example.com/problems/{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<InvalidParam>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    pub fn invalid_request(detail: impl Into<String>, errors: Vec<InvalidParam>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            "Invalid request",
+            detail,
+        )
+        .with_errors(errors)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// A dependency (Redis, Postgres) is down: the caller may retry the same request later.
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service-unavailable",
+            "Service unavailable",
+            "the import service cannot reach its queue or database right now; retry the same request later",
+        )
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this resource does not support that method",
+        )
+    }
+
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            detail,
+        )
+    }
+
+    /// The body could not be read: over the size limit, or broken off.
+    pub fn from_body_rejection(rejection: BytesRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Request body too large",
+                format!("the body may be at most {} bytes", super::MAX_BODY_BYTES),
+            ),
+            _ => Self::invalid_request("the request body could not be read", vec![]),
+        }
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let mut response = (status, axum::Json(&self)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+// Every use case's errors as HTTP answers, in one place. The texts are the use cases' own
+// (built from fixed words and the caller's input); an unavailable store's error was logged
+// where it happened and is never shown.
+
+impl From<RequestError> for Problem {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::Invalid { detail, errors } => Problem::invalid_request(detail, errors),
+            e @ RequestError::TooManyLeads { .. } => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-many-leads",
+                "Too many leads",
+                e.to_string(),
+            ),
+            e @ RequestError::NotTheCaller => Problem::forbidden(e.to_string()),
+        }
+    }
+}
+
+impl From<UnusableIdentity> for Problem {
+    fn from(e: UnusableIdentity) -> Self {
+        Problem::forbidden(e.to_string())
+    }
+}
+
+impl From<ImportError> for Problem {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::Request(e) => e.into(),
+            ImportError::Identity(e) => e.into(),
+            ImportError::Conflict(import_id) => Problem::new(
+                StatusCode::CONFLICT,
+                "import-id-conflict",
+                "Import id already used",
+                format!(
+                    "import {import_id} exists with different content; choose another importId"
+                ),
+            ),
+            ImportError::Unavailable { .. } => Problem::unavailable(),
+        }
+    }
+}
+
+impl From<StatusError> for Problem {
+    fn from(e: StatusError) -> Self {
+        match e {
+            StatusError::InvalidId(message) => Problem::invalid_request(
+                message,
+                vec![InvalidParam {
+                    pointer: "/importId".into(),
+                    message: "not a valid import id".into(),
+                }],
+            ),
+            e @ StatusError::NotFound(_) => Problem::not_found(e.to_string()),
+            StatusError::Unavailable(_) => Problem::unavailable(),
+        }
+    }
+}

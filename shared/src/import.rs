@@ -1,0 +1,278 @@
+//! Use case: accept an import request.
+//!
+//! The request is parsed and planned first (nothing is written for a bad one), then recorded in
+//! Postgres, then queued in Redis (the status document and every entry in one script), then
+//! marked queued. The answer, by what was found:
+//!
+//! | recorded before?              | queue says     | answer                               |
+//! | ----------------------------- | -------------- | ------------------------------------ |
+//! | no                            | queued now     | `Accepted` (202)                     |
+//! | yes, other content            | (not asked)    | `Conflict` (409)                     |
+//! | yes, same content, queued     | (not asked)    | `AlreadyAccepted` with status (200)  |
+//! | yes, same content, not queued | queued now     | `Accepted` (202): the first try's    |
+//! |                               |                | enqueue failed, this one finishes it |
+//! | yes or no                     | already queued | `AlreadyAccepted` with status (200)  |
+//! | a store unreachable           |                | `Unavailable` (503): retry the same  |
+
+use crate::domain::ImportId;
+use crate::job::caller::{Caller, UnusableIdentity};
+use crate::job::plan::ImportPlan;
+use crate::job::request::{ImportRequest, RequestError};
+use crate::job::status::{JobSnapshot, JobState, JobStatus};
+use crate::ports::{Enqueued, JobInsert, JobQueue, JobRecords, StatusCacheReader, Unavailable};
+use crate::status::current_snapshot;
+use time::OffsetDateTime;
+
+/// The limits an import is planned under (`MAX_LEADS_PER_IMPORT`, `BATCH_SIZE`).
+#[derive(Debug, Clone, Copy)]
+pub struct ImportLimits {
+    pub max_leads: usize,
+    pub batch_size: usize,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum ImportAnswer {
+    /// Queued by this call (202).
+    Accepted {
+        import_id: ImportId,
+        state: JobState,
+        total: u64,
+    },
+    /// The same request was accepted before (200): the job's current status.
+    AlreadyAccepted(JobStatus),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Identity(#[from] UnusableIdentity),
+    #[error("import {0} exists with different content")]
+    Conflict(ImportId),
+    #[error("could not {doing}: {source}")]
+    Unavailable {
+        doing: &'static str,
+        #[source]
+        source: Unavailable,
+    },
+}
+
+/// Accepts the JSON `body` sent by `caller`.
+pub async fn accept_import(
+    records: &impl JobRecords,
+    queue: &impl JobQueue,
+    cache: &impl StatusCacheReader,
+    limits: ImportLimits,
+    caller: &Caller,
+    body: &[u8],
+) -> Result<ImportAnswer, ImportError> {
+    let request = ImportRequest::parse_as(body, limits.max_leads, caller.created_by()?.as_ref())?;
+    let plan = ImportPlan::new(request, limits.batch_size);
+    let import_id = plan.import_id.clone();
+    let now = OffsetDateTime::now_utc();
+    let snapshot = match records
+        .insert_job(&plan, now)
+        .await
+        .map_err(unavailable("record the job"))?
+    {
+        JobInsert::Existing { payload_hash, .. } if payload_hash != plan.payload_hash => {
+            return Err(ImportError::Conflict(import_id));
+        }
+        JobInsert::Existing { queued: true, .. } => {
+            return already_accepted(records, cache, &import_id).await;
+        }
+        // A retry of a request that was recorded but may not have reached the stream.
+        JobInsert::Existing { queued: false, .. } => records
+            .load_job(&import_id)
+            .await
+            .map_err(unavailable("load the job"))?
+            .ok_or_else(|| vanished(&import_id))?,
+        JobInsert::Created => JobSnapshot {
+            import_id: import_id.to_string(),
+            created_by: plan.created_by.as_str().to_owned(),
+            total: plan.total,
+            chunks: plan.chunks.len() as u32,
+            created_at: now,
+            updated_at: now,
+            rejected: plan.rejected.clone(),
+            outcomes: Vec::new(),
+        },
+    };
+    let queued_now = match queue
+        .enqueue(&plan, &snapshot)
+        .await
+        .map_err(unavailable("queue the job"))?
+    {
+        Enqueued::Queued(entry_ids) => {
+            records
+                .mark_queued(&import_id, &entry_ids)
+                .await
+                .map_err(unavailable("mark the job queued"))?;
+            true
+        }
+        Enqueued::AlreadyQueued => false,
+    };
+    tracing::info!(import_id = %import_id, total = plan.total, rejected = plan.rejected.len(), chunks = plan.chunks.len(), queued_now, "import accepted");
+    if !queued_now {
+        return already_accepted(records, cache, &import_id).await;
+    }
+    Ok(ImportAnswer::Accepted {
+        import_id,
+        state: snapshot.state(),
+        total: plan.total,
+    })
+}
+
+async fn already_accepted(
+    records: &impl JobRecords,
+    cache: &impl StatusCacheReader,
+    import_id: &ImportId,
+) -> Result<ImportAnswer, ImportError> {
+    let snapshot = current_snapshot(cache, records, import_id)
+        .await
+        .map_err(unavailable("load the job"))?
+        .ok_or_else(|| vanished(import_id))?;
+    Ok(ImportAnswer::AlreadyAccepted(snapshot.into_status()))
+}
+
+/// A job recorded a moment ago cannot be read back: the database is not answering as it
+/// should, which the caller sees as unavailable.
+fn vanished(import_id: &ImportId) -> ImportError {
+    unavailable("load the job")(format!("job {import_id} was recorded but cannot be read").into())
+}
+
+/// Logs what failed (the error's text, never a URL) and makes it the caller's `503`.
+fn unavailable(doing: &'static str) -> impl FnOnce(Unavailable) -> ImportError {
+    move |source| {
+        tracing::error!(error = %source, "could not {doing}");
+        ImportError::Unavailable { doing, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::fakes::{FakeCache, FakeQueue, FakeRecords};
+
+    const LIMITS: ImportLimits = ImportLimits {
+        max_leads: 10,
+        batch_size: 2,
+    };
+
+    fn body(name: &str) -> Vec<u8> {
+        format!(
+            r#"{{"importId":"j1","createdBy":"u1","leads":[{{"fullName":"{name}","email":"a@x.io"}},{{"fullName":"B","email":"b@x.io"}},{{"fullName":"C","email":"c@x.io"}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    struct Stores {
+        records: FakeRecords,
+        queue: FakeQueue,
+        cache: FakeCache,
+    }
+
+    impl Stores {
+        fn new() -> Self {
+            Stores {
+                records: FakeRecords::default(),
+                queue: FakeQueue::default(),
+                cache: FakeCache::default(),
+            }
+        }
+
+        async fn import(&self, body: &[u8]) -> Result<ImportAnswer, ImportError> {
+            accept_import(
+                &self.records,
+                &self.queue,
+                &self.cache,
+                LIMITS,
+                &Caller::Unverified,
+                body,
+            )
+            .await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_request_is_recorded_queued_and_accepted() {
+        let stores = Stores::new();
+        let answer = stores.import(&body("A")).await.unwrap();
+        assert!(matches!(
+            answer,
+            ImportAnswer::Accepted {
+                total: 3,
+                state: JobState::Pending,
+                ..
+            }
+        ));
+        assert_eq!(stores.queue.entries(), 2, "3 leads in chunks of 2");
+        assert_eq!(
+            stores.records.queued_ids("j1"),
+            Some(vec!["e0".into(), "e1".into()])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retry_gets_the_status_and_queues_nothing_more() {
+        let stores = Stores::new();
+        stores.import(&body("A")).await.unwrap();
+        let answer = stores.import(&body("A")).await.unwrap();
+        assert!(matches!(answer, ImportAnswer::AlreadyAccepted(ref s) if s.import_id == "j1"));
+        assert_eq!(stores.queue.entries(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_same_id_with_other_content_is_a_conflict() {
+        let stores = Stores::new();
+        stores.import(&body("A")).await.unwrap();
+        assert!(matches!(
+            stores.import(&body("Other")).await,
+            Err(ImportError::Conflict(id)) if id.as_str() == "j1"
+        ));
+        assert_eq!(stores.queue.entries(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_enqueue_is_unavailable_and_its_retry_queues_the_recorded_job() {
+        let stores = Stores::new();
+        stores.queue.fail(true);
+        assert!(matches!(
+            stores.import(&body("A")).await,
+            Err(ImportError::Unavailable {
+                doing: "queue the job",
+                ..
+            })
+        ));
+        assert_eq!(
+            stores.records.queued_ids("j1"),
+            None,
+            "recorded, not queued"
+        );
+        stores.queue.fail(false);
+        assert!(matches!(
+            stores.import(&body("A")).await.unwrap(),
+            ImportAnswer::Accepted { .. }
+        ));
+        assert_eq!(stores.queue.entries(), 2);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_written_for_a_bad_request_or_while_postgres_is_down() {
+        let stores = Stores::new();
+        assert!(matches!(
+            stores.import(b"{").await,
+            Err(ImportError::Request(RequestError::Invalid { .. }))
+        ));
+        stores.records.fail();
+        assert!(matches!(
+            stores.import(&body("A")).await,
+            Err(ImportError::Unavailable {
+                doing: "record the job",
+                ..
+            })
+        ));
+        assert_eq!(stores.queue.entries(), 0);
+    }
+}

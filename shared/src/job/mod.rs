@@ -1,0 +1,7 @@
+//! The pure core of an import job: the request, its plan, its progress, and who asks. Nothing
+//! here performs I/O or knows an HTTP, Redis or Postgres type.
+
+pub mod caller;
+pub mod plan;
+pub mod request;
+pub mod status;

@@ -1,0 +1,219 @@
+//! `import_chunks`: the ledger. One row per stream entry (a job's chunk) once its outcome is
+//! decided, claimed in the same transaction that stores the chunk's leads (see the module
+//! comment of `postgres` for why this makes replays harmless).
+
+use super::leads::insert_leads;
+use super::{Store, StoreError};
+use crate::domain::ImportId;
+use crate::job::plan::QueuedChunk;
+use crate::job::status::{ChunkOutcome, LeadError};
+use sqlx::types::Json;
+use sqlx::{Postgres, QueryBuilder, Row};
+use std::collections::{HashMap, HashSet};
+
+/// Outcomes by `(import_id, seq)`.
+pub type Outcomes = HashMap<(ImportId, u32), ChunkOutcome>;
+
+impl Store {
+    /// Stores the leads of several entries in one transaction and returns every entry's outcome,
+    /// keyed by `(import_id, seq)`: decided now, or recorded earlier by another delivery.
+    pub async fn store_chunks<C: std::borrow::Borrow<QueuedChunk>>(
+        &self,
+        chunks: &[C],
+    ) -> Result<Outcomes, StoreError> {
+        let chunks: Vec<&QueuedChunk> = chunks.iter().map(|c| c.borrow()).collect();
+        let mut outcomes = HashMap::with_capacity(chunks.len());
+        if chunks.is_empty() {
+            return Ok(outcomes);
+        }
+        // Sorted keys and emails give every transaction the same lock order: no deadlocks
+        // between drains working on overlapping entries.
+        let mut keys: Vec<(&str, i32)> = chunks
+            .iter()
+            .map(|c| (c.import_id.as_str(), c.seq as i32))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "INSERT INTO import_chunks (import_id, seq, successful, failed)
+             SELECT k.import_id, k.seq, 0, 0 FROM unnest($1::text[], $2::int[]) AS k(import_id, seq)
+             ON CONFLICT DO NOTHING RETURNING import_id, seq",
+        )
+        .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+        // The claimed keys, as the borrowed keys they came from.
+        let all: HashSet<(&str, i32)> = keys.iter().copied().collect();
+        let claimed: HashSet<(&str, i32)> = rows
+            .iter()
+            .filter_map(|r| {
+                all.get(&(r.get::<&str, _>("import_id"), r.get::<i32, _>("seq")))
+                    .copied()
+            })
+            .collect();
+
+        let mine: Vec<&QueuedChunk> = {
+            let mut seen = HashSet::new();
+            chunks
+                .iter()
+                .copied()
+                .filter(|c| claimed.contains(&(c.import_id.as_str(), c.seq as i32)))
+                .filter(|c| seen.insert((c.import_id.as_str(), c.seq)))
+                .collect()
+        };
+        let stored = insert_leads(&mut tx, &mine).await?;
+        fail::fail_point!("drain::before_commit", |_| Err(StoreError::Unavailable(
+            sqlx::Error::PoolClosed
+        )));
+
+        let decided: Vec<(&ImportId, ChunkOutcome)> = mine
+            .iter()
+            .map(|chunk| {
+                let mut outcome = ChunkOutcome {
+                    seq: chunk.seq,
+                    successful: 0,
+                    failed: 0,
+                    dead: false,
+                    errors: Vec::new(),
+                };
+                for lead in &chunk.leads {
+                    if stored.contains(&(chunk.import_id.as_str(), lead.lead.email.as_str())) {
+                        outcome.successful += 1;
+                    } else {
+                        outcome.failed += 1;
+                        outcome.errors.push(LeadError::email_exists(lead.index));
+                    }
+                }
+                (&chunk.import_id, outcome)
+            })
+            .collect();
+        let recorded: Vec<(&str, &ChunkOutcome)> =
+            decided.iter().map(|(id, o)| (id.as_str(), o)).collect();
+        record_outcomes(&mut tx, &recorded).await?;
+        tx.commit().await?;
+
+        outcomes.extend(decided.into_iter().map(|(id, o)| ((id.clone(), o.seq), o)));
+        let replayed: Vec<(&str, i32)> =
+            keys.into_iter().filter(|k| !claimed.contains(k)).collect();
+        if !replayed.is_empty() {
+            outcomes.extend(self.recorded_outcomes(&replayed).await?);
+        }
+        Ok(outcomes)
+    }
+
+    /// Records entries given up on: every lead they carry fails with `reason`. An entry whose
+    /// outcome was already recorded keeps it (its leads were stored; nothing is failed twice).
+    pub async fn record_dead(
+        &self,
+        import_id: &ImportId,
+        seq: u32,
+        lead_indexes: &[u32],
+        reason: &str,
+    ) -> Result<ChunkOutcome, StoreError> {
+        let errors: Vec<LeadError> = lead_indexes
+            .iter()
+            .map(|&index| LeadError::dead_letter(index, reason))
+            .collect();
+        let outcome = ChunkOutcome {
+            seq,
+            successful: 0,
+            failed: errors.len() as u32,
+            dead: true,
+            errors,
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO import_chunks (import_id, seq, successful, failed, dead, errors)
+             SELECT $1, $2, 0, $3, true, $4 WHERE EXISTS (SELECT 1 FROM import_jobs WHERE import_id = $1)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(import_id.as_str())
+        .bind(seq as i32)
+        .bind(outcome.failed as i32)
+        .bind(Json(&outcome.errors))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let recorded = self
+            .recorded_outcomes(&[(import_id.as_str(), seq as i32)])
+            .await?;
+        Ok(recorded.into_values().next().unwrap_or(outcome))
+    }
+
+    /// Forgets a dead chunk's outcome so that a re-driven entry is stored afresh. A chunk
+    /// whose leads were stored (not dead) is left alone: returns whether a row was removed.
+    pub async fn forget_dead_outcome(
+        &self,
+        import_id: &ImportId,
+        seq: u32,
+    ) -> Result<bool, StoreError> {
+        let removed =
+            sqlx::query("DELETE FROM import_chunks WHERE import_id = $1 AND seq = $2 AND dead")
+                .bind(import_id.as_str())
+                .bind(seq as i32)
+                .execute(&self.pool)
+                .await?;
+        Ok(removed.rows_affected() == 1)
+    }
+
+    async fn recorded_outcomes(&self, keys: &[(&str, i32)]) -> Result<Outcomes, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.import_id, c.seq, c.successful, c.failed, c.dead, c.errors
+             FROM import_chunks c JOIN unnest($1::text[], $2::int[]) AS k(import_id, seq) USING (import_id, seq)",
+        )
+        .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+        .fetch_all(&self.pool)
+        .await?;
+        // Ids are recorded from parsed ids, so they parse again.
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let import_id = ImportId::parse(r.get::<&str, _>("import_id")).ok()?;
+                Some((
+                    (import_id, r.get::<i32, _>("seq") as u32),
+                    outcome_from_row(r),
+                ))
+            })
+            .collect())
+    }
+}
+
+async fn record_outcomes(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    outcomes: &[(&str, &ChunkOutcome)],
+) -> Result<(), StoreError> {
+    // Nothing claimed (every entry a replay): no statement. `push_values` must not see an
+    // empty list (sqlx debug-asserts on it, which panicked every replay in debug builds).
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
+        "UPDATE import_chunks AS c SET successful = v.successful, failed = v.failed, errors = v.errors, processed_at = now()
+         FROM (",
+    );
+    query.push_values(outcomes, |mut row, &(import_id, o)| {
+        row.push_bind(import_id)
+            .push_bind(o.seq as i32)
+            .push_bind(o.successful as i32)
+            .push_bind(o.failed as i32)
+            .push_bind(Json(&o.errors));
+    });
+    query.push(
+        ") AS v(import_id, seq, successful, failed, errors) WHERE c.import_id = v.import_id AND c.seq = v.seq",
+    );
+    query.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+pub(super) fn outcome_from_row(r: &sqlx::postgres::PgRow) -> ChunkOutcome {
+    ChunkOutcome {
+        seq: r.get::<i32, _>("seq") as u32,
+        successful: r.get::<i32, _>("successful") as u32,
+        failed: r.get::<i32, _>("failed") as u32,
+        dead: r.get("dead"),
+        errors: r.get::<Json<Vec<LeadError>>, _>("errors").0,
+    }
+}

@@ -1,0 +1,109 @@
+//! Use case: read a job's status document.
+//!
+//! The document comes from the Redis cache, or is rebuilt from Postgres when the cache has
+//! expired or Redis is unreachable, so status keeps working through a Redis outage. Another
+//! caller's job answers exactly like an unknown one (see [`crate::job::caller`]).
+
+use crate::domain::ImportId;
+use crate::job::caller::Caller;
+use crate::job::status::{JobSnapshot, JobStatus};
+use crate::ports::{JobRecords, StatusCacheReader, Unavailable};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("{0}")]
+    InvalidId(String),
+    #[error("no import with id {0}")]
+    NotFound(ImportId),
+    #[error("could not load the job: {0}")]
+    Unavailable(#[source] Unavailable),
+}
+
+/// The document of job `raw_id` as `caller` may see it.
+pub async fn read_status(
+    cache: &impl StatusCacheReader,
+    records: &impl JobRecords,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<JobStatus, StatusError> {
+    let import_id = ImportId::parse(raw_id).map_err(StatusError::InvalidId)?;
+    current_snapshot(cache, records, &import_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not load the job");
+            StatusError::Unavailable(e)
+        })?
+        .filter(|job| caller.may_see(&job.created_by))
+        .map(JobSnapshot::into_status)
+        .ok_or(StatusError::NotFound(import_id))
+}
+
+/// The job's snapshot: cached, or from Postgres when the cache has none or cannot be reached.
+pub(crate) async fn current_snapshot(
+    cache: &impl StatusCacheReader,
+    records: &impl JobRecords,
+    import_id: &ImportId,
+) -> Result<Option<JobSnapshot>, Unavailable> {
+    match cache.cached(import_id).await {
+        Ok(Some(snapshot)) => return Ok(Some(snapshot)),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, import_id = %import_id, "status cache unreachable; reading Postgres")
+        }
+    }
+    records.load_job(import_id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::fakes::{FakeCache, FakeRecords, snapshot};
+
+    #[tokio::test]
+    async fn the_cache_answers_first_and_postgres_when_it_cannot() {
+        let records = FakeRecords::default();
+        records.put(snapshot("j", "u1", "from-postgres"));
+        let cache = FakeCache::default();
+        let read = |cache: &FakeCache| {
+            let cache = cache.clone();
+            let records = records.clone();
+            async move {
+                read_status(&cache, &records, &Caller::Unverified, "j")
+                    .await
+                    .map(|s| s.progress.errors[0].error.clone())
+            }
+        };
+        assert_eq!(read(&cache).await.unwrap(), "from-postgres", "cache empty");
+        cache.put(snapshot("j", "u1", "from-cache"));
+        assert_eq!(read(&cache).await.unwrap(), "from-cache");
+        cache.fail();
+        assert_eq!(read(&cache).await.unwrap(), "from-postgres", "cache down");
+        records.fail();
+        assert!(matches!(
+            read(&cache).await,
+            Err(StatusError::Unavailable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn another_callers_job_is_not_found_like_an_unknown_one() {
+        let records = FakeRecords::default();
+        records.put(snapshot("j", "u1", "x"));
+        let cache = FakeCache::default();
+        let other = Caller::Verified("u2".into());
+        assert!(matches!(
+            read_status(&cache, &records, &other, "j").await,
+            Err(StatusError::NotFound(_))
+        ));
+        assert!(matches!(
+            read_status(&cache, &records, &other, "nope").await,
+            Err(StatusError::NotFound(_))
+        ));
+        let owner = Caller::Verified("u1".into());
+        assert!(read_status(&cache, &records, &owner, "j").await.is_ok());
+        assert!(matches!(
+            read_status(&cache, &records, &owner, "bad id").await,
+            Err(StatusError::InvalidId(_))
+        ));
+    }
+}
