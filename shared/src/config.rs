@@ -1,42 +1,180 @@
-//! Every knob, read once from the environment at cold start, with the documented defaults.
+//! Every knob, read once from the environment at cold start.
+//!
+//! [`VARIABLES`] is the one list of them: name, default and meaning. [`Config::from_lookup`]
+//! takes its defaults from it, and `docs/configuration.md` shows it as a table that the tests
+//! below compare with it row for row, so the two cannot drift apart.
 
 use std::time::Duration;
 
-/// The service's configuration. `Config::from_env()` in the binaries; tests build it from a map.
+/// One environment variable of the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variable {
+    pub name: &'static str,
+    /// The value used when the variable is unset or blank, as text; empty for none.
+    pub default: &'static str,
+    /// What it does, in Markdown, as docs/configuration.md shows it.
+    pub meaning: &'static str,
+}
+
+impl Variable {
+    const fn new(name: &'static str, default: &'static str, meaning: &'static str) -> Self {
+        Variable {
+            name,
+            default,
+            meaning,
+        }
+    }
+}
+
+/// Every variable the service reads to configure itself: [`Config`]'s, plus `RUST_LOG`
+/// (read by [`crate::telemetry`]) and `DATABASE_AUTH` / `DATABASE_SECRET_ARN` (read by
+/// [`crate::db_auth`]), so that operators find every knob in one table. Not listed: what the
+/// Lambda runtime sets (`AWS_LAMBDA_FUNCTION_NAME`, `AWS_REGION`, the role's credentials) and
+/// the tests' and the bench's own variables; docs/configuration.md names those apart.
+pub const VARIABLES: &[Variable] = &[
+    Variable::new("BATCH_SIZE", "50", "leads per stream entry"),
+    Variable::new(
+        "CACHE_TTL",
+        "3600",
+        "seconds `import:job:{id}` lives after its last update",
+    ),
+    Variable::new(
+        "BLOCK_TIMEOUT",
+        "5000",
+        "ms an idle drain waits for new entries (never past its deadline)",
+    ),
+    Variable::new(
+        "BATCH_DELAY",
+        "0",
+        "ms pause between a drain's batches; the seed's 100 ms capped a consumer at 500 \
+         leads/s, so it is off unless you need throttling",
+    ),
+    Variable::new(
+        "REDIS_URL",
+        "redis://127.0.0.1:6379",
+        "`rediss://` for TLS (ElastiCache in-transit encryption); a password or ACL user goes \
+         in the URL. Unset, `make run` starts a private `redis-server`",
+    ),
+    Variable::new(
+        "DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/leads",
+        "`sslmode=require`/`verify-full` honoured. Unset, `make run` starts a private Postgres",
+    ),
+    Variable::new(
+        "DATABASE_AUTH",
+        "password",
+        "`password` (in `DATABASE_URL`), `iam` (an RDS IAM token signed from the function's \
+         role, renewed every 10 minutes) or `secret` (Secrets Manager)",
+    ),
+    Variable::new(
+        "DATABASE_SECRET_ARN",
+        "",
+        "the RDS-format secret for `DATABASE_AUTH=secret`",
+    ),
+    Variable::new(
+        "MAX_LEADS_PER_IMPORT",
+        "10000",
+        "more leads in one request answer `413`",
+    ),
+    Variable::new(
+        "MAX_DELIVERIES",
+        "5",
+        "an entry delivered more often goes to `lead:imports:dead`",
+    ),
+    Variable::new(
+        "CLAIM_IDLE_MS",
+        "180000",
+        "how long an entry sits unacked before another drain may take it; keep it longer than \
+         drain-fn's timeout",
+    ),
+    Variable::new(
+        "DRAIN_DEADLINE_MARGIN_MS",
+        "3000",
+        "a drain starts no batch this close to its Lambda deadline",
+    ),
+    Variable::new(
+        "DRAIN_READ_COUNT",
+        "40",
+        "entries read, and stored in one transaction, per batch",
+    ),
+    Variable::new(
+        "DRAIN_PARALLEL_BATCHES",
+        "2",
+        "batches one drain invocation has in Postgres at once, each in its own transaction and \
+         connection (the pool holds this + 2, at least 4); 1 makes the drain strictly sequential",
+    ),
+    Variable::new(
+        "CONSUMER_NAME",
+        "lead-import-consumer-1",
+        "the drain's consumer in the group. In Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) the \
+         default is `drain-<random>`, one per execution environment",
+    ),
+    Variable::new(
+        "REDIS_KEY_PREFIX",
+        "",
+        "prefix for every key, to share one Redis between deployments (the tests use it); \
+         empty keeps the seed's key names",
+    ),
+    Variable::new("PORT", "3000", "the local run's port"),
+    Variable::new(
+        "DRAIN_INTERVAL_MS",
+        "1000",
+        "the local run's pause between drain invocations",
+    ),
+    Variable::new(
+        "RUST_LOG",
+        "info,sqlx=warn",
+        "log filter (`tracing` `EnvFilter` syntax); logs are JSON lines",
+    ),
+];
+
+/// Set by the Lambda runtime, never by hand: its presence picks `CONSUMER_NAME`'s default.
+const SET_BY_LAMBDA: &str = "AWS_LAMBDA_FUNCTION_NAME";
+
+/// The listed default of `name`. Panics for a name missing from [`VARIABLES`], which the
+/// tests below would catch first.
+pub(crate) fn default_of(name: &str) -> &'static str {
+    match VARIABLES.iter().find(|v| v.name == name) {
+        Some(v) => v.default,
+        None => panic!("{name} is not in config::VARIABLES"),
+    }
+}
+
+/// The service's configuration. `Config::from_env()` in the binaries; tests build it from a
+/// map. Each field is the variable it names; [`VARIABLES`] says what it means and its default.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `BATCH_SIZE`: leads per stream entry (the seed's 50).
+    /// `BATCH_SIZE`.
     pub batch_size: usize,
-    /// `CACHE_TTL`: seconds a job's status document stays in Redis after its last update.
+    /// `CACHE_TTL` (seconds).
     pub cache_ttl: Duration,
-    /// `BLOCK_TIMEOUT`: longest wait of an idle drain for new entries (ms).
+    /// `BLOCK_TIMEOUT` (ms).
     pub block_timeout: Duration,
-    /// `BATCH_DELAY`: pause between two batches of one drain (ms); 0 unless throttling.
+    /// `BATCH_DELAY` (ms).
     pub batch_delay: Duration,
-    /// `REDIS_URL`: `redis://` or `rediss://` (TLS).
+    /// `REDIS_URL`.
     pub redis_url: String,
-    /// `DATABASE_URL`: Postgres URL; `sslmode` is honoured.
+    /// `DATABASE_URL`.
     pub database_url: String,
-    /// `MAX_LEADS_PER_IMPORT`: more leads than this in one request answer 413.
+    /// `MAX_LEADS_PER_IMPORT`.
     pub max_leads_per_import: usize,
-    /// `MAX_DELIVERIES`: an entry delivered more often than this goes to the dead-letter stream.
+    /// `MAX_DELIVERIES`.
     pub max_deliveries: u64,
-    /// `CLAIM_IDLE_MS`: how long an entry sits unacked before another drain may take it over.
+    /// `CLAIM_IDLE_MS`.
     pub claim_idle: Duration,
-    /// `DRAIN_DEADLINE_MARGIN_MS`: a drain stops starting batches this long before its deadline.
+    /// `DRAIN_DEADLINE_MARGIN_MS`.
     pub drain_deadline_margin: Duration,
-    /// `DRAIN_READ_COUNT`: stream entries read, and stored in one transaction, per batch.
+    /// `DRAIN_READ_COUNT`.
     pub drain_read_count: usize,
-    /// `DRAIN_PARALLEL_BATCHES`: batches one drain invocation has in Postgres at once.
+    /// `DRAIN_PARALLEL_BATCHES`.
     pub drain_parallel_batches: usize,
-    /// `CONSUMER_NAME`: this drain's consumer in the group; unique per execution environment.
+    /// `CONSUMER_NAME`: unique per execution environment.
     pub consumer_name: String,
-    /// `REDIS_KEY_PREFIX`: prepended to every key, so several deployments (or tests) can share
-    /// one Redis. Empty by default, which gives the seed's key names.
+    /// `REDIS_KEY_PREFIX`.
     pub key_prefix: String,
-    /// `PORT`: the local run's HTTP port.
+    /// `PORT`.
     pub port: u16,
-    /// `DRAIN_INTERVAL_MS`: the local run's drain schedule.
+    /// `DRAIN_INTERVAL_MS`.
     pub drain_interval: Duration,
 }
 
@@ -53,59 +191,59 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Builds the configuration from any source of variables (the tests pass a map).
+    /// Builds the configuration from any source of variables (the tests pass a map). An unset
+    /// or blank variable takes its default from [`VARIABLES`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let number = |name: &'static str, default: u64, min: u64| -> Result<u64, ConfigError> {
-            match var(name) {
-                None => Ok(default),
-                Some(raw) => {
-                    raw.trim()
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|n| *n >= min)
-                        .ok_or(ConfigError {
-                            name,
-                            expected: if min == 0 {
-                                "a whole number"
-                            } else {
-                                "a positive whole number"
-                            },
-                            value: raw,
-                        })
-                }
-            }
+        let text = |name: &'static str| var(name).unwrap_or_else(|| default_of(name).to_owned());
+        let number = |name: &'static str, min: u64| -> Result<u64, ConfigError> {
+            let raw = text(name);
+            raw.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= min)
+                .ok_or(ConfigError {
+                    name,
+                    expected: if min == 0 {
+                        "a whole number"
+                    } else {
+                        "a positive whole number"
+                    },
+                    value: raw,
+                })
         };
-        let millis = |name, default, min| number(name, default, min).map(Duration::from_millis);
+        let millis = |name, min| number(name, min).map(Duration::from_millis);
         // In Lambda every execution environment is its own consumer; its log stream is unique
         // to it, and a random suffix covers runtimes that do not set one.
-        let default_consumer = match var("AWS_LAMBDA_FUNCTION_NAME") {
-            Some(_) => format!("drain-{}", uuid::Uuid::new_v4().simple()),
-            None => "lead-import-consumer-1".to_owned(),
+        let consumer_name = match var("CONSUMER_NAME") {
+            Some(name) => name,
+            None if var(SET_BY_LAMBDA).is_some() => {
+                format!("drain-{}", uuid::Uuid::new_v4().simple())
+            }
+            None => default_of("CONSUMER_NAME").to_owned(),
         };
-        let port = number("PORT", 3000, 0)?;
+        let port = number("PORT", 0)?;
         Ok(Config {
-            batch_size: number("BATCH_SIZE", 50, 1)? as usize,
-            cache_ttl: Duration::from_secs(number("CACHE_TTL", 3600, 1)?),
-            block_timeout: millis("BLOCK_TIMEOUT", 5000, 0)?,
-            batch_delay: millis("BATCH_DELAY", 0, 0)?,
-            redis_url: var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
-            database_url: var("DATABASE_URL")
-                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/leads".into()),
-            max_leads_per_import: number("MAX_LEADS_PER_IMPORT", 10_000, 1)? as usize,
-            max_deliveries: number("MAX_DELIVERIES", 5, 1)?,
-            claim_idle: millis("CLAIM_IDLE_MS", 180_000, 1)?,
-            drain_deadline_margin: millis("DRAIN_DEADLINE_MARGIN_MS", 3_000, 0)?,
-            drain_read_count: number("DRAIN_READ_COUNT", 40, 1)? as usize,
-            drain_parallel_batches: number("DRAIN_PARALLEL_BATCHES", 2, 1)? as usize,
-            consumer_name: var("CONSUMER_NAME").unwrap_or(default_consumer),
-            key_prefix: var("REDIS_KEY_PREFIX").unwrap_or_default(),
+            batch_size: number("BATCH_SIZE", 1)? as usize,
+            cache_ttl: Duration::from_secs(number("CACHE_TTL", 1)?),
+            block_timeout: millis("BLOCK_TIMEOUT", 0)?,
+            batch_delay: millis("BATCH_DELAY", 0)?,
+            redis_url: text("REDIS_URL"),
+            database_url: text("DATABASE_URL"),
+            max_leads_per_import: number("MAX_LEADS_PER_IMPORT", 1)? as usize,
+            max_deliveries: number("MAX_DELIVERIES", 1)?,
+            claim_idle: millis("CLAIM_IDLE_MS", 1)?,
+            drain_deadline_margin: millis("DRAIN_DEADLINE_MARGIN_MS", 0)?,
+            drain_read_count: number("DRAIN_READ_COUNT", 1)? as usize,
+            drain_parallel_batches: number("DRAIN_PARALLEL_BATCHES", 1)? as usize,
+            consumer_name,
+            key_prefix: text("REDIS_KEY_PREFIX"),
             port: u16::try_from(port).map_err(|_| ConfigError {
                 name: "PORT",
                 expected: "a port number",
                 value: port.to_string(),
             })?,
-            drain_interval: millis("DRAIN_INTERVAL_MS", 1000, 1)?,
+            drain_interval: millis("DRAIN_INTERVAL_MS", 1)?,
         })
     }
 }
@@ -113,7 +251,8 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use std::cell::RefCell;
+    use std::collections::{BTreeSet, HashMap};
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let vars: HashMap<String, String> = vars
@@ -167,5 +306,120 @@ mod tests {
         assert_eq!(err, "BATCH_SIZE must be a positive whole number, got \"0\"");
         assert!(config(&[("PORT", "70000")]).is_err());
         assert!(config(&[("CACHE_TTL", "soon")]).is_err());
+    }
+
+    /// The names `lookup` was asked for while building a configuration from nothing.
+    fn names_asked(build: impl FnOnce(&dyn Fn(&str) -> Option<String>)) -> BTreeSet<String> {
+        let asked = RefCell::new(BTreeSet::new());
+        build(&|name: &str| {
+            asked.borrow_mut().insert(name.to_owned());
+            None
+        });
+        asked.into_inner()
+    }
+
+    #[test]
+    fn from_lookup_reads_exactly_the_listed_variables() {
+        // Listed, but read elsewhere (see VARIABLES); checked by the next test and telemetry.
+        let elsewhere = ["RUST_LOG", "DATABASE_AUTH", "DATABASE_SECRET_ARN"];
+        let mut asked = names_asked(|lookup| {
+            Config::from_lookup(lookup).unwrap();
+        });
+        assert!(asked.remove(SET_BY_LAMBDA));
+        let listed: BTreeSet<String> = VARIABLES
+            .iter()
+            .map(|v| v.name)
+            .filter(|name| !elsewhere.contains(name))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(asked, listed, "Config::from_lookup and VARIABLES disagree");
+    }
+
+    #[test]
+    fn database_auth_reads_the_listed_variables_and_default() {
+        use crate::db_auth::DatabaseAuth;
+        let asked = RefCell::new(BTreeSet::new());
+        let _missing_arn = DatabaseAuth::from_lookup(|name| {
+            asked.borrow_mut().insert(name.to_owned());
+            (name == "DATABASE_AUTH").then(|| "secret".to_owned())
+        });
+        let asked: Vec<String> = asked.into_inner().into_iter().collect();
+        assert_eq!(asked, ["DATABASE_AUTH", "DATABASE_SECRET_ARN"]);
+        let listed_default = default_of("DATABASE_AUTH");
+        assert_eq!(
+            DatabaseAuth::from_lookup(|_| None).unwrap(),
+            DatabaseAuth::from_lookup(|name| {
+                (name == "DATABASE_AUTH").then(|| listed_default.to_owned())
+            })
+            .unwrap()
+        );
+    }
+
+    const CONFIGURATION_MD: &str = include_str!("../../docs/configuration.md");
+    const TABLE_HEADER: &str = "| variable | default | meaning |";
+
+    /// A variable as a row of the docs' table; an empty default reads "empty".
+    fn row(v: &Variable) -> String {
+        let default = match v.default {
+            "" => "empty".to_owned(),
+            text => format!("`{text}`"),
+        };
+        format!("| `{}` | {default} | {} |", v.name, v.meaning)
+    }
+
+    /// The rows of the one table in docs/configuration.md headed `TABLE_HEADER`.
+    fn documented_rows() -> Vec<&'static str> {
+        let mut tables = CONFIGURATION_MD
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| line.trim() == TABLE_HEADER);
+        let (header, _) = tables
+            .next()
+            .expect("docs/configuration.md has the variables table");
+        assert!(
+            tables.next().is_none(),
+            "docs/configuration.md has one variables table"
+        );
+        CONFIGURATION_MD
+            .lines()
+            .skip(header + 2) // the header and the `| --- |` line
+            .map(str::trim)
+            .take_while(|line| line.starts_with('|'))
+            .collect()
+    }
+
+    /// The variable's name in a row of the docs' table.
+    fn documented_name(row: &str) -> &str {
+        row.split('|')
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .trim_matches('`')
+    }
+
+    #[test]
+    fn the_docs_table_lists_exactly_the_variables() {
+        let documented = documented_rows();
+        let expected: Vec<String> = VARIABLES.iter().map(row).collect();
+        let in_docs: BTreeSet<&str> = documented.iter().map(|r| documented_name(r)).collect();
+        let in_code: BTreeSet<&str> = VARIABLES.iter().map(|v| v.name).collect();
+        let undocumented: Vec<_> = in_code.difference(&in_docs).collect();
+        let unknown: Vec<_> = in_docs.difference(&in_code).collect();
+        assert!(
+            undocumented.is_empty(),
+            "docs/configuration.md has no row for {undocumented:?}; the table should read:\n{}",
+            expected.join("\n")
+        );
+        assert!(
+            unknown.is_empty(),
+            "docs/configuration.md documents {unknown:?}, which config::VARIABLES does not list"
+        );
+        assert_eq!(
+            documented,
+            expected,
+            "docs/configuration.md's rows (default, meaning or order) differ from \
+             config::VARIABLES; the table should read:\n{}",
+            expected.join("\n")
+        );
     }
 }
