@@ -1,12 +1,13 @@
-# The two commands that matter: `make run` (the local stack) and `make test` (every test).
-# Both install what is missing (redis-server, PostgreSQL) when they can.
+# The commands that matter: `make run` (the local stack), `make check` (the quick tier: no
+# servers, for the inner loop) and `make test` (every test; what CI runs). `make run` and
+# `make test` install what is missing (redis-server, PostgreSQL) when they can.
 
 SHELL := /bin/bash
 CARGO ?= cargo
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test deps lint fmt clippy doc unit emulator migrate dead-letters redrive
+.PHONY: run check test deps lint fmt clippy doc docs unit unit-fast emulator migrate dead-letters redrive
 
 include mk/fuzz.mk
 include mk/bench.mk
@@ -18,12 +19,15 @@ run: deps
 	$(CARGO) build -p leads-local
 	./target/debug/leads-local
 
+## check: formatting, clippy, the docs' links and the unit tests; no servers, no network.
+check: fmt clippy docs unit-fast
+
 ## test: formatting, lints, every cargo test, the functions under the Lambda runtime emulator,
 ## and schemathesis against the OpenAPI contract; all against real Redis and Postgres servers.
 test: deps lint unit emulator fuzz
 
 ## lint: rustfmt, clippy, and the SAM template (sam validate, sam validate --lint, cfn-lint).
-lint: fmt clippy doc lint-template
+lint: fmt clippy doc docs lint-template
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -35,8 +39,16 @@ clippy:
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p shared --no-deps --document-private-items
 
+# README and docs/: every relative link resolves, the README stays short.
+docs:
+	$(PYTHON) scripts/check_docs.py
+
 unit:
 	$(CARGO) test --workspace
+
+# The library's and binaries' own tests: pure, no servers.
+unit-fast:
+	$(CARGO) test --workspace --lib --bins
 
 ## emulator: the three functions under `cargo lambda watch`, invoked with events/.
 emulator:

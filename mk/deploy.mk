@@ -1,5 +1,5 @@
 # Deployment targets, included by the Makefile: `make tools`, `make build`, `make lint-template`,
-# `make deploy`. See README.md ("Deploying to AWS").
+# `make deploy`. See docs/deploy.md.
 #
 #   make build              release Lambda binaries: target/lambda/{import-fn,drain-fn,status-fn}/bootstrap
 #   make build ARCH=arm64   for Graviton (needs the aarch64-unknown-linux-gnu Rust target)

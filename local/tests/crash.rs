@@ -1,6 +1,6 @@
 //! `leads-local` killed with SIGKILL in the middle of a 50,000-lead import, twice, and started
 //! again: when every job is done, each lead is stored once or listed once with a reason, the
-//! counts equal the table, and nothing is left pending (SPEC §6).
+//! counts equal the table, and nothing is left pending (the invariant docs/guarantees.md states).
 
 use local_servers::{PostgresServer, RedisServer, create_database};
 use serde_json::{Value, json};

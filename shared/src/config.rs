@@ -28,7 +28,7 @@ impl Variable {
 
 /// Every variable the service reads to configure itself: [`Config`]'s, plus `RUST_LOG`
 /// (read by [`crate::telemetry`]) and `DATABASE_AUTH` / `DATABASE_SECRET_ARN` (read by
-/// [`crate::db_auth`]), so that operators find every knob in one table. Not listed: what the
+/// [`crate::aws::db_auth`]), so that operators find every knob in one table. Not listed: what the
 /// Lambda runtime sets (`AWS_LAMBDA_FUNCTION_NAME`, `AWS_REGION`, the role's credentials) and
 /// the tests' and the bench's own variables; docs/configuration.md names those apart.
 pub const VARIABLES: &[Variable] = &[
@@ -337,7 +337,7 @@ mod tests {
 
     #[test]
     fn database_auth_reads_the_listed_variables_and_default() {
-        use crate::db_auth::DatabaseAuth;
+        use crate::aws::db_auth::DatabaseAuth;
         let asked = RefCell::new(BTreeSet::new());
         let _missing_arn = DatabaseAuth::from_lookup(|name| {
             asked.borrow_mut().insert(name.to_owned());

@@ -1,4 +1,4 @@
-//! Redis key names (SPEC §5), all behind one optional prefix.
+//! Redis key names, all behind one optional prefix (docs/design.md lists them).
 
 /// The names of everything this service keeps in Redis. With an empty prefix these are the
 /// seed's names, so its monitoring commands (`XLEN lead:imports`, ...) keep working.
