@@ -5,8 +5,8 @@
 use crate::workload::Workload;
 use anyhow::ensure;
 use redis::AsyncCommands as _;
+use shared::job::leads_json;
 use shared::job::plan::QueuedChunk;
-use shared::redis::entry::leads_field;
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 
@@ -136,7 +136,7 @@ pub async fn xadd_baseline(redis_url: &str, work: &Workload) -> anyhow::Result<D
     let entries: Vec<(String, u32, String, String)> = work
         .queued_chunks()
         .map(|c| {
-            let leads = leads_field(&c.leads);
+            let leads = leads_json::encode(&c.leads);
             (
                 c.import_id.to_string(),
                 c.seq,

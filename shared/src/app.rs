@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::drain::Drain;
 use crate::import::ImportLimits;
 use crate::postgres::{Store, StoreError};
+use crate::reconcile::Reconciler;
 use crate::redis::connection::Redis;
 use crate::redis::keys::Keys;
 use crate::redis::status_cache::StatusCache;
@@ -142,6 +143,16 @@ impl App {
             max_leads: self.config.max_leads_per_import,
             batch_size: self.config.batch_size,
         }
+    }
+
+    pub fn reconciler(&self) -> Reconciler {
+        Reconciler::new(
+            self.queue.clone(),
+            self.cache.clone(),
+            self.store.clone(),
+            self.config.reconcile_after,
+            self.config.reconcile_jobs,
+        )
     }
 
     pub fn drain(&self) -> Drain {

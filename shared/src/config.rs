@@ -79,7 +79,30 @@ pub const VARIABLES: &[Variable] = &[
     Variable::new(
         "MAX_DELIVERIES",
         "5",
-        "an entry delivered more often goes to `lead:imports:dead`",
+        "an entry delivered more often goes to `lead:imports:dead`; a delivery that failed \
+         because Redis or Postgres was unavailable is given back and does not count",
+    ),
+    Variable::new(
+        "RECONCILE_AFTER_MS",
+        "60000",
+        "the reconciler looks at an unfinished job once it is this old, and again at most this \
+         often: it queues jobs Redis could not take and chunks Redis lost, from Postgres",
+    ),
+    Variable::new(
+        "RECONCILE_JOBS",
+        "20",
+        "jobs the reconciler looks at per drain invocation",
+    ),
+    Variable::new(
+        "DEAD_LETTER_RETENTION_DAYS",
+        "14",
+        "dead letters (which hold leads' personal data) older than this are trimmed",
+    ),
+    Variable::new(
+        "IDLE_CONSUMER_MS",
+        "3600000",
+        "consumers of the group with nothing pending, idle this long, are removed (one is \
+         left by every Lambda execution environment)",
     ),
     Variable::new(
         "CLAIM_IDLE_MS",
@@ -176,6 +199,14 @@ pub struct Config {
     pub port: u16,
     /// `DRAIN_INTERVAL_MS`.
     pub drain_interval: Duration,
+    /// `RECONCILE_AFTER_MS`.
+    pub reconcile_after: Duration,
+    /// `RECONCILE_JOBS`.
+    pub reconcile_jobs: usize,
+    /// `DEAD_LETTER_RETENTION_DAYS`.
+    pub dead_letter_retention: Duration,
+    /// `IDLE_CONSUMER_MS`.
+    pub idle_consumer: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +275,12 @@ impl Config {
                 value: port.to_string(),
             })?,
             drain_interval: millis("DRAIN_INTERVAL_MS", 1)?,
+            reconcile_after: millis("RECONCILE_AFTER_MS", 0)?,
+            reconcile_jobs: number("RECONCILE_JOBS", 1)? as usize,
+            dead_letter_retention: Duration::from_secs(
+                number("DEAD_LETTER_RETENTION_DAYS", 1)? * 24 * 3600,
+            ),
+            idle_consumer: millis("IDLE_CONSUMER_MS", 1)?,
         })
     }
 }

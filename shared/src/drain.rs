@@ -23,6 +23,7 @@ use crate::domain::ImportId;
 use crate::job::plan::QueuedChunk;
 use crate::job::status::ChunkOutcome;
 use crate::postgres::{EntryChunk, Outcomes, Store, StoreError};
+use crate::reconcile::ReconcileReport;
 use crate::redis::entry::Delivery;
 use crate::redis::status_cache::StatusCache;
 use crate::redis::stream::{Queue, entry_age};
@@ -53,9 +54,16 @@ pub struct DrainReport {
     pub dead_lettered: u64,
     /// Entries deleted from the stream while pending, accounted as failed.
     pub deleted_while_pending: u64,
+    /// Chunks queued again from their job's durable payload, because their entry was deleted
+    /// from the stream or could not be decoded.
+    pub requeued: u64,
     pub trimmed: u64,
+    pub dead_letters_expired: u64,
+    pub idle_consumers_removed: u64,
     /// Age of the oldest entry still pending after this run (0 when none): the backlog alarm.
     pub oldest_pending_age_ms: u64,
+    /// What the reconciliation before the drain did (drain-fn's handler fills it in).
+    pub reconciled: ReconcileReport,
 }
 
 impl DrainReport {
@@ -66,6 +74,7 @@ impl DrainReport {
         self.leads_failed += batch.leads_failed;
         self.dead_lettered += batch.dead_lettered;
         self.deleted_while_pending += batch.deleted_while_pending;
+        self.requeued += batch.requeued;
     }
 }
 
@@ -80,6 +89,8 @@ pub struct Drain {
     read_count: usize,
     parallel_batches: usize,
     max_deliveries: u64,
+    dead_letter_retention: Duration,
+    idle_consumer: Duration,
 }
 
 /// Entries fetched together and processed in one transaction.
@@ -110,6 +121,8 @@ impl Drain {
             read_count: config.drain_read_count,
             parallel_batches: config.drain_parallel_batches,
             max_deliveries: config.max_deliveries,
+            dead_letter_retention: config.dead_letter_retention,
+            idle_consumer: config.idle_consumer,
         }
     }
 
@@ -192,19 +205,31 @@ impl Drain {
         if let Some(e) = failure {
             return Err(e);
         }
-        // One look at the pending list serves both the trim bound and the backlog alarm.
-        let oldest_pending = self.queue.oldest_pending_id().await?;
+        // One script trims and reports the oldest pending entry (the backlog alarm's input).
+        let trimmed = self.queue.trim_acknowledged().await?;
+        report.trimmed = trimmed.entries;
+        report.oldest_pending_age_ms = trimmed
+            .oldest_pending
+            .map_or(0, |id| entry_age(&id).as_millis() as u64);
+        self.keep_tidy(&mut report).await;
+        Ok(report)
+    }
+
+    /// Retention: dead letters past their age go (they hold personal data), and so do the
+    /// consumers of execution environments long gone. Best effort: a failure is only logged.
+    async fn keep_tidy(&self, report: &mut DrainReport) {
         match self
             .queue
-            .trim_acknowledged(oldest_pending.as_deref())
+            .trim_dead_letters(self.dead_letter_retention)
             .await
         {
-            Ok(n) => report.trimmed = n,
-            Err(e) => tracing::warn!(error = %e, "could not trim acknowledged entries"),
+            Ok(n) => report.dead_letters_expired = n,
+            Err(e) => tracing::warn!(error = %e, "could not trim expired dead letters"),
         }
-        report.oldest_pending_age_ms =
-            oldest_pending.map_or(0, |id| entry_age(&id).as_millis() as u64);
-        Ok(report)
+        match self.queue.remove_idle_consumers(self.idle_consumer).await {
+            Ok(n) => report.idle_consumers_removed = n,
+            Err(e) => tracing::warn!(error = %e, "could not remove idle consumers"),
+        }
     }
 
     /// The next batch: entries left idle too long by any consumer (XAUTOCLAIM, scanning the
@@ -236,32 +261,65 @@ impl Drain {
         }))
     }
 
-    /// Stores one batch, caches its outcomes, then acks it; returns what it did.
+    /// Stores one batch, caches its outcomes, then acks it; returns what it did. When the
+    /// batch fails because Redis or Postgres is unavailable, its deliveries are given back
+    /// (see [`Queue::give_back`]), so an outage never turns healthy entries into dead letters.
     async fn process(self, batch: Batch) -> Result<DrainReport, DrainError> {
         let mut report = DrainReport::default();
-        let Batch {
-            deliveries,
-            deleted,
-            claimed,
-        } = batch;
-        let counts = match (claimed, deliveries.first(), deliveries.last()) {
+        let counts = match (
+            batch.claimed,
+            batch.deliveries.first(),
+            batch.deliveries.last(),
+        ) {
             (true, Some(first), Some(last)) => {
                 self.queue
-                    .delivery_counts(&first.id, &last.id, deliveries.len() * 4 + 100)
+                    .delivery_counts(&first.id, &last.id, batch.deliveries.len() * 4 + 100)
                     .await?
             }
             _ => HashMap::new(),
         };
+        let delivered: Vec<(String, u64)> = batch
+            .deliveries
+            .iter()
+            .map(|d| (d.id.clone(), counts.get(&d.id).copied().unwrap_or(1)))
+            .collect();
+        let stored = async {
+            // Entries XAUTOCLAIM found deleted are out of the pending list already: queue them
+            // again first, so that nothing failing later in this batch can make them forgotten
+            // (and should this fail, the reconciler finds them missing and queues them).
+            self.requeue_deleted(&batch.deleted, &mut report).await?;
+            self.store_batch(batch.deliveries, &counts, &mut report)
+                .await
+        };
+        match stored.await {
+            Ok(()) => Ok(report),
+            Err(e) => {
+                match self.queue.give_back(&delivered).await {
+                    Ok(()) => {
+                        tracing::warn!(error = %e, entries = delivered.len(), "batch failed; its deliveries were given back")
+                    }
+                    Err(give_back) => {
+                        tracing::warn!(error = %e, give_back = %give_back, "batch failed; its deliveries could not be given back")
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn store_batch(
+        &self,
+        deliveries: Vec<Delivery>,
+        counts: &HashMap<String, u64>,
+        report: &mut DrainReport,
+    ) -> Result<(), DrainError> {
         let mut work: Vec<(Delivery, QueuedChunk)> = Vec::with_capacity(deliveries.len());
         let mut doomed: Vec<Doomed> = Vec::new();
+        let mut undecodable: Vec<(Delivery, String)> = Vec::new();
         for delivery in deliveries {
             let deliveries_so_far = counts.get(&delivery.id).copied().unwrap_or(1);
             match delivery.decode() {
-                Err(reason) => doomed.push(Doomed {
-                    delivery,
-                    reason: format!("undecodable entry: {reason}"),
-                    chunk: None,
-                }),
+                Err(reason) => undecodable.push((delivery, reason)),
                 Ok(chunk) if deliveries_so_far > self.max_deliveries => doomed.push(Doomed {
                     delivery,
                     reason: format!("Gave up after {deliveries_so_far} deliveries without success"),
@@ -270,16 +328,19 @@ impl Drain {
                 Ok(chunk) => work.push((delivery, chunk)),
             }
         }
+        let mut outcomes = self
+            .settle_undecodable(undecodable, &mut doomed, report)
+            .await?;
 
         let chunks: Vec<&QueuedChunk> = work.iter().map(|(_, c)| c).collect();
-        let mut outcomes = match self.store.store_chunks(&chunks).await {
+        outcomes.extend(match self.store.store_chunks(&chunks).await {
             Ok(outcomes) => outcomes,
             Err(StoreError::Refused(e)) => {
                 tracing::warn!(error = %e, "database refused a batch; storing its entries one by one");
                 self.store_one_by_one(&mut work, &mut doomed).await?
             }
             Err(e) => return Err(e.into()),
-        };
+        });
         fail::fail_point!("drain::after_commit", |_| Err(injected()));
 
         for d in &doomed {
@@ -310,8 +371,52 @@ impl Drain {
             report.leads_stored += u64::from(o.successful);
             report.leads_failed += u64::from(o.failed);
         }
-        self.account_deleted(&deleted, &mut report).await?;
-        Ok(report)
+        Ok(())
+    }
+
+    /// Entries whose fields do not decode (a changed format, a hand-written entry). One that
+    /// still names a job's chunk is replaced by a fresh entry built from the job's durable
+    /// payload, so the job finishes; when the payload cannot be read either, the chunk's leads
+    /// fail with the reason. Either way the bad entry becomes a dead letter for inspection.
+    async fn settle_undecodable(
+        &self,
+        undecodable: Vec<(Delivery, String)>,
+        doomed: &mut Vec<Doomed>,
+        report: &mut DrainReport,
+    ) -> Result<Outcomes, DrainError> {
+        let mut outcomes = Outcomes::new();
+        for (delivery, reason) in undecodable {
+            let reason = format!("undecodable entry: {reason}");
+            if let Some((import_id, seq)) = delivery.key() {
+                match self.store.load_chunks(&import_id, Some(&[seq])).await {
+                    Ok(Some(chunks)) if !chunks.is_empty() => {
+                        let ids = self.queue.add_entries(&chunks).await?;
+                        self.store
+                            .set_entry_ids(&import_id, &[(seq, ids[0].clone())])
+                            .await?;
+                        report.requeued += 1;
+                    }
+                    Ok(_) | Err(StoreError::Payload(_)) => {
+                        if let Some(indexes) =
+                            self.store.chunk_lead_indexes(&import_id, seq).await?
+                        {
+                            let outcome = self
+                                .store
+                                .record_dead(&import_id, seq, &indexes, &reason)
+                                .await?;
+                            outcomes.insert((import_id, seq), outcome);
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            doomed.push(Doomed {
+                delivery,
+                reason,
+                chunk: None,
+            });
+        }
+        Ok(outcomes)
     }
 
     /// A batch the database refused holds at least one entry it will always refuse: store
@@ -366,36 +471,46 @@ impl Drain {
         Ok(())
     }
 
-    /// Entries that were pending but are gone from the stream (trimmed or deleted by hand):
-    /// Redis has already dropped them from the pending list, so this is the only chance to
-    /// account for their leads. Each fails with a reason; the job ends `failed`.
-    async fn account_deleted(
+    /// Entries that were pending but are gone from the stream (trimmed or deleted by hand, or
+    /// lost by Redis): Redis has already dropped them from the pending list, so they are
+    /// queued again now, from their job's durable payload. A job accepted before payloads were
+    /// kept cannot be: its chunk's leads fail with a reason, so the job still finishes.
+    async fn requeue_deleted(
         &self,
         ids: &[String],
         report: &mut DrainReport,
     ) -> Result<(), DrainError> {
-        let mut outcomes = HashMap::new();
+        let mut outcomes = Outcomes::new();
         for id in ids {
-            match self.store.chunk_of_entry(id).await? {
-                Some(EntryChunk {
-                    import_id,
-                    seq,
-                    lead_indexes,
-                }) => {
-                    let reason = "The stream entry was deleted from Redis before it was processed";
-                    let outcome = self
-                        .store
-                        .record_dead(&import_id, seq, &lead_indexes, reason)
-                        .await?;
-                    tracing::error!(entry = %id, import_id = %import_id, seq, "pending entry was deleted from the stream");
-                    report.leads_failed += u64::from(outcome.failed);
-                    outcomes.insert((import_id, seq), outcome);
-                }
-                None => {
-                    tracing::error!(entry = %id, "pending entry was deleted from the stream; no job knows it")
-                }
-            }
             report.deleted_while_pending += 1;
+            let Some(EntryChunk {
+                import_id,
+                seq,
+                lead_indexes,
+            }) = self.store.chunk_of_entry(id).await?
+            else {
+                tracing::error!(entry = %id, "pending entry was deleted from the stream; no job knows it");
+                continue;
+            };
+            if let Some(chunks) = self.store.load_chunks(&import_id, Some(&[seq])).await?
+                && !chunks.is_empty()
+            {
+                let ids = self.queue.add_entries(&chunks).await?;
+                self.store
+                    .set_entry_ids(&import_id, &[(seq, ids[0].clone())])
+                    .await?;
+                tracing::warn!(entry = %id, import_id = %import_id, seq, "pending entry was deleted from the stream; queued again from Postgres");
+                report.requeued += 1;
+                continue;
+            }
+            let reason = "The stream entry was deleted from Redis before it was processed";
+            let outcome = self
+                .store
+                .record_dead(&import_id, seq, &lead_indexes, reason)
+                .await?;
+            tracing::error!(entry = %id, import_id = %import_id, seq, "pending entry was deleted from the stream");
+            report.leads_failed += u64::from(outcome.failed);
+            outcomes.insert((import_id, seq), outcome);
         }
         self.update_cache(&outcomes).await
     }

@@ -1,18 +1,18 @@
 //! Use case: accept an import request.
 //!
-//! The request is parsed and planned first (nothing is written for a bad one), then recorded in
-//! Postgres, then queued in Redis (the status document and every entry in one script), then
-//! marked queued. The answer, by what was found:
+//! The request is parsed and planned first (nothing is written for a bad one), then recorded
+//! in Postgres with its valid leads (the durable payload): from that commit on the import is
+//! accepted, whatever happens to Redis. Queueing it (the status document and every entry in
+//! one script) is tried at once and, when Redis cannot take it, done later by the reconciler
+//! (`reconcile`), from the payload. The answer, by what was found:
 //!
-//! | recorded before?              | queue says     | answer                               |
-//! | ----------------------------- | -------------- | ------------------------------------ |
-//! | no                            | queued now     | `Accepted` (202)                     |
-//! | yes, other content            | (not asked)    | `Conflict` (409)                     |
-//! | yes, same content, queued     | (not asked)    | `AlreadyAccepted` with status (200)  |
-//! | yes, same content, not queued | queued now     | `Accepted` (202): the first try's    |
-//! |                               |                | enqueue failed, this one finishes it |
-//! | yes or no                     | already queued | `AlreadyAccepted` with status (200)  |
-//! | a store unreachable           |                | `Unavailable` (503): retry the same  |
+//! | recorded before?               | answer                                              |
+//! | ------------------------------ | --------------------------------------------------- |
+//! | no                             | `Accepted` (202), queued now or by the reconciler   |
+//! | yes, other content             | `Conflict` (409)                                    |
+//! | yes, same content              | `AlreadyAccepted` with its status (200); queued now |
+//! |                                | if it was not yet                                   |
+//! | Postgres unreachable           | `Unavailable` (503): nothing accepted; retry        |
 
 use crate::domain::ImportId;
 use crate::job::caller::{Caller, UnusableIdentity};
@@ -82,12 +82,17 @@ pub async fn accept_import(
         JobInsert::Existing { queued: true, .. } => {
             return already_accepted(records, cache, &import_id).await;
         }
-        // A retry of a request that was recorded but may not have reached the stream.
-        JobInsert::Existing { queued: false, .. } => records
-            .load_job(&import_id)
-            .await
-            .map_err(unavailable("load the job"))?
-            .ok_or_else(|| vanished(&import_id))?,
+        // A retry of a request that was recorded but not queued: queue it now if Redis can.
+        JobInsert::Existing { queued: false, .. } => {
+            if let Some(snapshot) = records
+                .load_job(&import_id)
+                .await
+                .map_err(unavailable("load the job"))?
+            {
+                try_to_queue(records, queue, &plan, &snapshot).await;
+            }
+            return already_accepted(records, cache, &import_id).await;
+        }
         JobInsert::Created => JobSnapshot {
             import_id: import_id.to_string(),
             created_by: plan.created_by.as_str().to_owned(),
@@ -99,29 +104,38 @@ pub async fn accept_import(
             outcomes: Vec::new(),
         },
     };
-    let queued_now = match queue
-        .enqueue(&plan, &snapshot)
-        .await
-        .map_err(unavailable("queue the job"))?
-    {
-        Enqueued::Queued(entry_ids) => {
-            records
-                .mark_queued(&import_id, &entry_ids)
-                .await
-                .map_err(unavailable("mark the job queued"))?;
-            true
-        }
-        Enqueued::AlreadyQueued => false,
-    };
+    let queued_now = try_to_queue(records, queue, &plan, &snapshot).await;
     tracing::info!(import_id = %import_id, total = plan.total, rejected = plan.rejected.len(), chunks = plan.chunks.len(), queued_now, "import accepted");
-    if !queued_now {
-        return already_accepted(records, cache, &import_id).await;
-    }
     Ok(ImportAnswer::Accepted {
         import_id,
         state: snapshot.state(),
         total: plan.total,
     })
+}
+
+/// Queues a recorded job and notes its entry ids; whether that worked. A failure is logged and
+/// left to the reconciler: the job is durable already, so it never fails the request.
+async fn try_to_queue(
+    records: &impl JobRecords,
+    queue: &impl JobQueue,
+    plan: &ImportPlan,
+    snapshot: &JobSnapshot,
+) -> bool {
+    let entry_ids = match queue.enqueue(plan, snapshot).await {
+        Ok(Enqueued::Queued(ids) | Enqueued::AlreadyQueued(Some(ids))) => ids,
+        Ok(Enqueued::AlreadyQueued(None)) => return true,
+        Err(e) => {
+            tracing::warn!(error = %e, import_id = %plan.import_id, "could not queue the job now; the reconciler will");
+            return false;
+        }
+    };
+    match records.mark_queued(&plan.import_id, &entry_ids).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, import_id = %plan.import_id, "queued, but could not note it; the reconciler will");
+            true
+        }
+    }
 }
 
 async fn already_accepted(
@@ -235,15 +249,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_enqueue_is_unavailable_and_its_retry_queues_the_recorded_job() {
+    async fn an_import_is_accepted_while_redis_is_down_and_its_retry_queues_it() {
         let stores = Stores::new();
         stores.queue.fail(true);
         assert!(matches!(
-            stores.import(&body("A")).await,
-            Err(ImportError::Unavailable {
-                doing: "queue the job",
-                ..
-            })
+            stores.import(&body("A")).await.unwrap(),
+            ImportAnswer::Accepted { total: 3, .. }
         ));
         assert_eq!(
             stores.records.queued_ids("j1"),
@@ -253,9 +264,13 @@ mod tests {
         stores.queue.fail(false);
         assert!(matches!(
             stores.import(&body("A")).await.unwrap(),
-            ImportAnswer::Accepted { .. }
+            ImportAnswer::AlreadyAccepted(_)
         ));
         assert_eq!(stores.queue.entries(), 2);
+        assert_eq!(
+            stores.records.queued_ids("j1"),
+            Some(vec!["e0".into(), "e1".into()])
+        );
     }
 
     #[tokio::test]

@@ -37,6 +37,7 @@ pub mod job;
 pub mod local_run;
 pub mod ports;
 pub mod postgres;
+pub mod reconcile;
 pub mod redis;
 pub mod redrive;
 pub mod status;

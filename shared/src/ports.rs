@@ -30,8 +30,9 @@ pub enum JobInsert {
 pub enum Enqueued {
     /// The job's document and entries were written now; the entry ids, in `seq` order.
     Queued(Vec<String>),
-    /// The job was in the queue already (a retry); nothing was written.
-    AlreadyQueued,
+    /// The job was in the queue already (a retry); nothing was written. The entry ids it was
+    /// queued with, when Redis still has them.
+    AlreadyQueued(Option<Vec<String>>),
 }
 
 /// The durable record of jobs (Postgres).
@@ -55,6 +56,13 @@ pub trait JobRecords: Sync {
         &self,
         import_id: &ImportId,
     ) -> impl Future<Output = Result<Option<JobSnapshot>, Unavailable>> + Send;
+
+    /// How many of the job's chunks have a recorded outcome: one cheap look, to tell whether
+    /// a cached document is behind.
+    fn decided_chunks(
+        &self,
+        import_id: &ImportId,
+    ) -> impl Future<Output = Result<u32, Unavailable>> + Send;
 }
 
 /// The stream the drains read (Redis).
@@ -201,6 +209,13 @@ pub(crate) mod fakes {
                 .get(import_id.as_str())
                 .and_then(|j| j.snapshot.clone()))
         }
+
+        async fn decided_chunks(&self, import_id: &ImportId) -> Result<u32, Unavailable> {
+            Ok(self
+                .load_job(import_id)
+                .await?
+                .map_or(0, |s| s.outcomes.len() as u32))
+        }
     }
 
     #[derive(Clone, Default)]
@@ -229,8 +244,10 @@ pub(crate) mod fakes {
             if state.1 {
                 return Err(down());
             }
-            if state.0.contains_key(plan.import_id.as_str()) {
-                return Ok(Enqueued::AlreadyQueued);
+            if let Some(&n) = state.0.get(plan.import_id.as_str()) {
+                return Ok(Enqueued::AlreadyQueued(Some(
+                    (0..n).map(|i| format!("e{i}")).collect(),
+                )));
             }
             state
                 .0

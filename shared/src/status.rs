@@ -1,8 +1,13 @@
 //! Use case: read a job's status document.
 //!
 //! The document comes from the Redis cache, or is rebuilt from Postgres when the cache has
-//! expired or Redis is unreachable, so status keeps working through a Redis outage. Another
-//! caller's job answers exactly like an unknown one (see [`crate::job::caller`]).
+//! expired or Redis is unreachable, so status keeps working through a Redis outage. When the
+//! two disagree Postgres decides: a cached document that says unfinished is checked against
+//! the number of outcomes Postgres recorded (one indexed count), and Postgres's document is
+//! served when the cache is behind (an outcome write lost in a failover, say). The cache can
+//! lag but never lead: outcomes reach it only after their transaction committed.
+//!
+//! Another caller's job answers exactly like an unknown one (see [`crate::job::caller`]).
 
 use crate::domain::ImportId;
 use crate::job::caller::Caller;
@@ -45,7 +50,16 @@ pub(crate) async fn current_snapshot(
     import_id: &ImportId,
 ) -> Result<Option<JobSnapshot>, Unavailable> {
     match cache.cached(import_id).await {
-        Ok(Some(snapshot)) => return Ok(Some(snapshot)),
+        Ok(Some(cached)) if cached.state().is_finished() => return Ok(Some(cached)),
+        Ok(Some(cached)) => match records.decided_chunks(import_id).await {
+            Ok(decided) if decided as usize <= cached.outcomes.len() => return Ok(Some(cached)),
+            Ok(_) => {}
+            // Postgres is down: the cache is the best there is.
+            Err(e) => {
+                tracing::warn!(error = %e, import_id = %import_id, "could not check the cached status against Postgres");
+                return Ok(Some(cached));
+            }
+        },
         Ok(None) => {}
         Err(e) => {
             tracing::warn!(error = %e, import_id = %import_id, "status cache unreachable; reading Postgres")
@@ -83,6 +97,39 @@ mod tests {
             read(&cache).await,
             Err(StatusError::Unavailable(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn postgres_decides_when_the_cache_is_behind() {
+        let outcome = |seq| crate::job::status::ChunkOutcome {
+            seq,
+            successful: 1,
+            failed: 0,
+            dead: false,
+            errors: vec![],
+        };
+        let mut behind = snapshot("j", "u1", "from-cache");
+        behind.chunks = 2;
+        behind.outcomes = vec![outcome(0)];
+        let mut ahead = behind.clone();
+        ahead.outcomes.push(outcome(1));
+        ahead.rejected[0].error = "from-postgres".into();
+        let (cache, records) = (FakeCache::default(), FakeRecords::default());
+        cache.put(behind.clone());
+        records.put(ahead);
+        let status = read_status(&cache, &records, &Caller::Unverified, "j")
+            .await
+            .unwrap();
+        assert_eq!(status.progress.errors[0].error, "from-postgres");
+        assert!(status.status.is_finished());
+        records.put(behind);
+        let status = read_status(&cache, &records, &Caller::Unverified, "j")
+            .await
+            .unwrap();
+        assert_eq!(
+            status.progress.errors[0].error, "from-cache",
+            "as far as Postgres"
+        );
     }
 
     #[tokio::test]

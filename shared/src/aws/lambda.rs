@@ -3,6 +3,7 @@
 
 use crate::app::App;
 use crate::drain::{Drain, DrainReport};
+use crate::reconcile::{ReconcileReport, Reconciler};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 pub struct DrainFunction {
     app: App,
     drain: Drain,
+    reconciler: Reconciler,
     migrated: OnceCell<()>,
 }
 
@@ -22,6 +24,7 @@ impl DrainFunction {
         let drain = app.drain();
         drain.check_redis_eviction_policy().await;
         DrainFunction {
+            reconciler: app.reconciler(),
             app,
             drain,
             migrated: OnceCell::new(),
@@ -29,52 +32,61 @@ impl DrainFunction {
     }
 
     /// Applies pending migrations on the first invocation that reaches Postgres (retried by
-    /// later invocations if the database was down), then drains.
+    /// later invocations if the database was down), reconciles Redis with Postgres (bounded;
+    /// see `reconcile`), then drains until the invocation's deadline less
+    /// `DRAIN_DEADLINE_MARGIN_MS`, so the batch in flight can finish, ack and report before
+    /// Lambda would cut it off. Logs one line with what it did (the template's metrics).
     pub async fn handle(
         &self,
         event: LambdaEvent<EventBridgeEvent<serde_json::Value>>,
     ) -> Result<DrainReport, lambda_runtime::Error> {
+        let now_ms = epoch_ms();
+        let time_left = time_left(event.context.deadline, now_ms)
+            .saturating_sub(self.app.config.drain_deadline_margin);
+        let deadline = Instant::now() + time_left;
         self.migrated
             .get_or_try_init(|| self.app.store.migrate())
             .await?;
-        handle_scheduled_drain(&self.drain, self.app.config.drain_deadline_margin, event).await
-    }
-}
-
-/// drain-fn's handler: drains until the invocation's deadline less `margin`, so the batch in
-/// flight can finish, ack and report before Lambda would cut it off.
-pub async fn handle_scheduled_drain(
-    drain: &Drain,
-    margin: Duration,
-    event: LambdaEvent<EventBridgeEvent<serde_json::Value>>,
-) -> Result<DrainReport, lambda_runtime::Error> {
-    let now_ms = epoch_ms();
-    let time_left = time_left(event.context.deadline, now_ms).saturating_sub(margin);
-    tracing::debug!(
-        deadline_ms = event.context.deadline,
-        now_ms,
-        time_left_ms = time_left.as_millis() as u64,
-        "drain invoked"
-    );
-    let outcome = drain.run_until(Instant::now() + time_left).await;
-    match &outcome {
-        Ok(report) => tracing::info!(
+        let reconciled = match self.reconciler.run_once().await {
+            Ok(report) => report,
+            // The drain may still work (and a later invocation reconciles).
+            Err(e) => {
+                tracing::error!(request_id = %event.context.request_id, error = %e, "reconciliation failed");
+                ReconcileReport::default()
+            }
+        };
+        let report = match self.drain.run_until(deadline).await {
+            Ok(report) => DrainReport {
+                reconciled,
+                ..report
+            },
+            // Nothing unacked is lost: a later invocation claims it after CLAIM_IDLE_MS.
+            Err(e) => {
+                tracing::error!(request_id = %event.context.request_id, error = %e, "drain failed; its entries stay pending");
+                return Err(e.into());
+            }
+        };
+        tracing::info!(
             request_id = %event.context.request_id,
             entries = report.entries,
             leads_stored = report.leads_stored,
             leads_failed = report.leads_failed,
             dead_lettered = report.dead_lettered,
             deleted_while_pending = report.deleted_while_pending,
+            requeued = report.requeued,
             trimmed = report.trimmed,
+            dead_letters_expired = report.dead_letters_expired,
+            idle_consumers_removed = report.idle_consumers_removed,
             oldest_pending_age_ms = report.oldest_pending_age_ms,
+            jobs_checked = report.reconciled.jobs_checked,
+            jobs_queued_late = report.reconciled.jobs_queued_late,
+            chunks_requeued = report.reconciled.chunks_requeued,
+            caches_repaired = report.reconciled.caches_repaired,
+            jobs_finished = report.reconciled.jobs_finished,
             "drain finished"
-        ),
-        // Nothing unacked is lost: a later invocation claims it after CLAIM_IDLE_MS.
-        Err(e) => {
-            tracing::error!(request_id = %event.context.request_id, error = %e, "drain failed; its entries stay pending")
-        }
+        );
+        Ok(report)
     }
-    Ok(outcome?)
 }
 
 /// The event drain-fn's schedule sends (`events/drain-scheduled.json`), with a deadline

@@ -126,6 +126,13 @@ pub struct Progress {
     pub errors: Vec<LeadError>,
 }
 
+impl JobState {
+    /// `completed` or `failed`: nothing will change any more.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobState::Completed | JobState::Failed)
+    }
+}
+
 impl JobSnapshot {
     pub fn state(&self) -> JobState {
         if self.outcomes.len() >= self.chunks as usize {

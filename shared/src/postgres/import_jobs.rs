@@ -1,15 +1,17 @@
 //! `import_jobs`: one row per accepted import, written before anything is queued, so a job's
-//! existence, its content hash (for idempotent retries) and its plan never depend on Redis.
+//! existence, its content hash (for idempotent retries), its plan and its valid leads (the
+//! payload) never depend on Redis.
 
 use super::import_chunks::outcome_from_row;
-use super::{Store, StoreError};
-use crate::domain::ImportId;
-use crate::job::plan::ImportPlan;
+use super::{Store, StoreError, payload};
+use crate::domain::{CreatedBy, ImportId};
+use crate::job::plan::{ImportPlan, QueuedChunk};
 use crate::job::status::{JobSnapshot, LeadError};
 use crate::ports::{JobInsert, JobRecords, Unavailable};
 use sqlx::Row;
 use sqlx::types::Json;
 use std::collections::HashSet;
+use std::time::Duration;
 use time::OffsetDateTime;
 
 /// The chunk a stream entry was queued as: its job, its `seq`, and the lead indexes it held.
@@ -28,8 +30,8 @@ impl Store {
         created_at: OffsetDateTime,
     ) -> Result<JobInsert, StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO import_jobs (import_id, created_by, payload_hash, total, chunk_count, batch_size, rejected, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (import_id) DO NOTHING",
+            "INSERT INTO import_jobs (import_id, created_by, payload_hash, total, chunk_count, batch_size, rejected, created_at, payload)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (import_id) DO NOTHING",
         )
         .bind(plan.import_id.as_str())
         .bind(plan.created_by.as_str())
@@ -39,6 +41,7 @@ impl Store {
         .bind(plan.batch_size as i32)
         .bind(Json(&plan.rejected))
         .bind(created_at)
+        .bind(payload::encode(plan))
         .execute(&self.pool)
         .await?;
         if inserted.rows_affected() == 1 {
@@ -121,23 +124,164 @@ impl Store {
             return Ok(None);
         };
         let seq = row.get::<i32, _>("seq") as u32;
-        let rejected: HashSet<u32> = row
-            .get::<Json<Vec<LeadError>>, _>("rejected")
-            .0
-            .iter()
-            .map(|e| e.index)
-            .collect();
-        let batch = row.get::<i32, _>("batch_size") as usize;
-        let lead_indexes = (0..row.get::<i32, _>("total") as u32)
-            .filter(|i| !rejected.contains(i))
-            .skip(seq as usize * batch)
-            .take(batch)
-            .collect();
         Ok(Some(EntryChunk {
+            lead_indexes: lead_indexes(&row, seq),
             import_id,
             seq,
-            lead_indexes,
         }))
+    }
+
+    /// The lead indexes chunk `seq` of a job holds (the plan is known from the job's row even
+    /// when its payload is not); `None` for an unknown job.
+    pub async fn chunk_lead_indexes(
+        &self,
+        import_id: &ImportId,
+        seq: u32,
+    ) -> Result<Option<Vec<u32>>, StoreError> {
+        let row =
+            sqlx::query("SELECT total, batch_size, rejected FROM import_jobs WHERE import_id = $1")
+                .bind(import_id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|row| lead_indexes(&row, seq)))
+    }
+}
+
+/// Chunk `seq`'s lead indexes from a row with `total`, `batch_size` and `rejected`: the valid
+/// leads, in order, cut into `batch_size` (as `ImportPlan` cut them).
+fn lead_indexes(row: &sqlx::postgres::PgRow, seq: u32) -> Vec<u32> {
+    let rejected: HashSet<u32> = row
+        .get::<Json<Vec<LeadError>>, _>("rejected")
+        .0
+        .iter()
+        .map(|e| e.index)
+        .collect();
+    let batch = row.get::<i32, _>("batch_size") as usize;
+    (0..row.get::<i32, _>("total") as u32)
+        .filter(|i| !rejected.contains(i))
+        .skip(seq as usize * batch)
+        .take(batch)
+        .collect()
+}
+
+/// An unfinished job the reconciler should look at.
+#[derive(Debug, Clone)]
+pub struct DueJob {
+    pub import_id: ImportId,
+    pub chunk_count: u32,
+    /// The stream entry of each chunk, by `seq`, once queued; `None` while never queued.
+    pub entry_ids: Option<Vec<String>>,
+    /// The chunks whose outcome is recorded.
+    pub decided: HashSet<u32>,
+}
+
+impl Store {
+    /// Up to `limit` unfinished jobs older than `quiet` and not looked at for as long, oldest
+    /// look first, stamped as looked at now. Concurrent reconcilers get different jobs
+    /// (`SKIP LOCKED`).
+    pub async fn jobs_due(&self, quiet: Duration, limit: usize) -> Result<Vec<DueJob>, StoreError> {
+        let rows = sqlx::query(
+            "WITH due AS (
+                SELECT import_id FROM import_jobs
+                WHERE finished_at IS NULL
+                  AND created_at < now() - make_interval(secs => $1)
+                  AND (checked_at IS NULL OR checked_at < now() - make_interval(secs => $1))
+                ORDER BY checked_at NULLS FIRST, created_at
+                LIMIT $2 FOR UPDATE SKIP LOCKED)
+             UPDATE import_jobs j SET checked_at = now() FROM due WHERE j.import_id = due.import_id
+             RETURNING j.import_id, j.chunk_count, j.entry_ids,
+                 ARRAY(SELECT c.seq FROM import_chunks c WHERE c.import_id = j.import_id) AS decided",
+        )
+        .bind(quiet.as_secs_f64())
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                Some(DueJob {
+                    import_id: ImportId::parse(r.get::<&str, _>("import_id")).ok()?,
+                    chunk_count: r.get::<i32, _>("chunk_count") as u32,
+                    entry_ids: r.get("entry_ids"),
+                    decided: r
+                        .get::<Vec<i32>, _>("decided")
+                        .into_iter()
+                        .map(|s| s as u32)
+                        .collect(),
+                })
+            })
+            .collect())
+    }
+
+    /// Notes that every chunk of the job is decided: the reconciler leaves it alone from now.
+    pub async fn mark_finished(&self, import_id: &ImportId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE import_jobs SET finished_at = now() WHERE import_id = $1")
+            .bind(import_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// How many of the job's chunks have a recorded outcome.
+    pub async fn decided_chunks(&self, import_id: &ImportId) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM import_chunks WHERE import_id = $1")
+            .bind(import_id.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u32)
+    }
+
+    /// Chunks `seqs` of a job (all when `None`), rebuilt from its durable payload. `Ok(None)`:
+    /// no such job, or one accepted before payloads were kept. `Err(Payload)` when the payload
+    /// cannot be read.
+    pub async fn load_chunks(
+        &self,
+        import_id: &ImportId,
+        seqs: Option<&[u32]>,
+    ) -> Result<Option<Vec<QueuedChunk>>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT created_by, batch_size, payload FROM import_jobs WHERE import_id = $1 AND payload IS NOT NULL",
+        )
+        .bind(import_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let created_by = CreatedBy::parse(row.get::<&str, _>("created_by"))
+            .map_err(|e| StoreError::Payload(format!("created_by breaks its rule ({})", e.code)))?;
+        payload::decode(
+            row.get::<&[u8], _>("payload"),
+            import_id,
+            &created_by,
+            row.get::<i32, _>("batch_size") as usize,
+            seqs,
+        )
+        .map(Some)
+        .map_err(StoreError::Payload)
+    }
+
+    /// Records the stream entries chunks were queued again as.
+    pub async fn set_entry_ids(
+        &self,
+        import_id: &ImportId,
+        entries: &[(u32, String)],
+    ) -> Result<(), StoreError> {
+        // Postgres arrays are 1-based: seq k lives at k + 1. (One UPDATE … FROM unnest would
+        // change the row once, with one of the pairs: the array is rebuilt instead.)
+        sqlx::query(
+            "UPDATE import_jobs SET entry_ids = (
+                 SELECT array_agg(COALESCE(e.id, old.id) ORDER BY old.ord)
+                 FROM unnest(entry_ids) WITH ORDINALITY AS old(id, ord)
+                 LEFT JOIN unnest($2::int[], $3::text[]) AS e(seq, id) ON e.seq + 1 = old.ord)
+             WHERE import_id = $1",
+        )
+        .bind(import_id.as_str())
+        .bind(entries.iter().map(|e| e.0 as i32).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.1.as_str()).collect::<Vec<_>>())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }
 
@@ -160,5 +304,9 @@ impl JobRecords for Store {
 
     async fn load_job(&self, import_id: &ImportId) -> Result<Option<JobSnapshot>, Unavailable> {
         Ok(Store::load_job(self, import_id).await?)
+    }
+
+    async fn decided_chunks(&self, import_id: &ImportId) -> Result<u32, Unavailable> {
+        Ok(Store::decided_chunks(self, import_id).await?)
     }
 }

@@ -1,6 +1,7 @@
 //! Postgres: the durable record of every job, the `leads` table, and each entry's outcome.
-//! One file per table: [`import_jobs`] (what was accepted), [`import_chunks`] (the ledger of
-//! what became of each stream entry, and the transaction that stores a batch), [`leads`].
+//! One file per table: `import_jobs` (what was accepted, with its leads: `payload`),
+//! `import_chunks` (the ledger of what became of each stream entry, and the transaction that
+//! stores a batch), `leads`.
 //!
 //! The drain's exactly-once effect rests on one rule: an entry's leads and its outcome row in
 //! `import_chunks` are committed in the same transaction, and a transaction first *claims* its
@@ -10,9 +11,10 @@
 mod import_chunks;
 mod import_jobs;
 mod leads;
+mod payload;
 
 pub use import_chunks::Outcomes;
-pub use import_jobs::EntryChunk;
+pub use import_jobs::{DueJob, EntryChunk};
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -31,6 +33,9 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("DATABASE_URL is not a valid Postgres URL")]
     BadUrl,
+    /// A job's durable payload cannot be read back (the reason names no lead's value).
+    #[error("{0}")]
+    Payload(String),
 }
 
 impl From<sqlx::Error> for StoreError {

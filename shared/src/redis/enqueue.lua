@@ -1,16 +1,20 @@
 -- Queues a job: its status document and one stream entry per chunk, all or nothing.
 -- KEYS[1] the job's status hash, KEYS[2] the stream.
 -- ARGV: ttl, n, n hash field/value items, importId, createdBy, then one leads JSON per chunk.
--- Returns the entry ids in seq order, or 0 (and writes nothing) when the job key exists
--- already: the job was queued before, and this is a retry.
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+-- Returns the entry ids in seq order. When the job key exists already (the job was queued
+-- before) nothing is written, and the ids it was queued with are returned space-separated,
+-- or 0 if the key holds none.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('HGET', KEYS[1], 'entries') or 0
+end
 local n = tonumber(ARGV[2])
 for i = 3, 2 + n, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
 local import_id, created_by = ARGV[3 + n], ARGV[4 + n]
 local ids = {}
 for i = 5 + n, #ARGV do
   ids[#ids + 1] = redis.call('XADD', KEYS[2], '*', 'importId', import_id, 'seq', i - 5 - n,
                              'createdBy', created_by, 'leads', ARGV[i])
 end
+redis.call('HSET', KEYS[1], 'entries', table.concat(ids, ' '))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
 return ids

@@ -1,17 +1,16 @@
 //! One stream entry: a job's chunk as Redis fields `importId`, `seq`, `createdBy` and `leads`
-//! (a JSON array of `{index, fullName, email, phone?, status, source}`).
+//! (the chunk's leads as [`leads_json`]).
 //!
 //! Entries are read back as untrusted input: a deploy may have changed the format, or someone
 //! may have written to the stream by hand. Every field is decoded through the same
 //! constructors a request goes through (`ImportId::parse`, `CreatedBy::parse`,
-//! `Lead::from_fields`), so nothing unchecked reaches Postgres; an entry that does not decode
+//! `Lead::from_fields`, through `leads_json`), so nothing unchecked reaches Postgres; an entry that does not decode
 //! is a poison entry, and the reason says which field of which lead, never its value.
 
-use crate::domain::{CreatedBy, ImportId, Lead};
-use crate::job::plan::{IndexedLead, QueuedChunk};
+use crate::domain::{CreatedBy, ImportId};
+use crate::job::leads_json;
+use crate::job::plan::QueuedChunk;
 use ::redis::Value;
-use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// One entry handed to this consumer.
@@ -21,72 +20,17 @@ pub struct Delivery {
     pub fields: HashMap<String, Value>,
 }
 
-/// A lead as the `leads` field carries it.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireLead<'a> {
-    index: u32,
-    #[serde(borrow)]
-    full_name: Cow<'a, str>,
-    #[serde(borrow)]
-    email: Cow<'a, str>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    phone: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    status: Cow<'a, str>,
-    #[serde(borrow)]
-    source: Cow<'a, str>,
-}
-
-/// The `leads` field of a chunk's entry.
-pub fn leads_field(leads: &[IndexedLead]) -> String {
-    let wire: Vec<WireLead> = leads
-        .iter()
-        .map(|l| WireLead {
-            index: l.index,
-            full_name: Cow::Borrowed(l.lead.full_name.as_str()),
-            email: Cow::Borrowed(l.lead.email.as_str()),
-            phone: l.lead.phone.as_ref().map(|p| Cow::Borrowed(p.as_str())),
-            status: Cow::Borrowed(l.lead.status.as_str()),
-            source: Cow::Borrowed(l.lead.source.as_str()),
-        })
-        .collect();
-    serde_json::to_string(&wire).expect("leads serialize")
-}
-
-fn decode_leads(text: &str) -> Result<Vec<IndexedLead>, String> {
-    // serde's message may quote the offending value: only its category and position are kept.
-    let wire: Vec<WireLead> = serde_json::from_str(text).map_err(|e| {
-        format!(
-            "field leads is not a list of leads ({:?} error at column {})",
-            e.classify(),
-            e.column()
-        )
-    })?;
-    wire.into_iter()
-        .map(|w| {
-            Lead::from_fields(
-                &w.full_name,
-                &w.email,
-                w.phone.as_deref(),
-                Some(&w.status),
-                Some(&w.source),
-            )
-            .map(|lead| IndexedLead {
-                index: w.index,
-                lead,
-            })
-            .map_err(|e| {
-                format!(
-                    "lead {}: field {} breaks its rule ({})",
-                    w.index, e.field, e.code
-                )
-            })
-        })
-        .collect()
-}
-
 impl Delivery {
+    /// The job and chunk the entry names, if those two fields decode (its leads may not).
+    pub fn key(&self) -> Option<(ImportId, u32)> {
+        let text =
+            |name: &str| ::redis::from_redis_value_ref::<String>(self.fields.get(name)?).ok();
+        Some((
+            ImportId::parse(&text("importId")?).ok()?,
+            text("seq")?.parse().ok()?,
+        ))
+    }
+
     /// Reads the chunk the entry carries; `Err` names what is wrong with a poison entry.
     pub fn decode(&self) -> Result<QueuedChunk, String> {
         let text = |name: &str| -> Result<String, String> {
@@ -104,7 +48,7 @@ impl Delivery {
             .map_err(|_| "field seq is not a number".to_owned())?;
         let created_by = CreatedBy::parse(&text("createdBy")?)
             .map_err(|e| format!("field createdBy breaks its rule ({})", e.code))?;
-        let leads = decode_leads(&text("leads")?)?;
+        let leads = leads_json::decode(&text("leads")?)?;
         Ok(QueuedChunk {
             import_id,
             seq,
@@ -126,7 +70,8 @@ impl From<::redis::streams::StreamId> for Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::LeadInput;
+    use crate::domain::{Lead, LeadInput};
+    use crate::job::plan::IndexedLead;
 
     fn delivery(fields: &[(&str, &str)]) -> Delivery {
         Delivery {
@@ -152,7 +97,7 @@ mod tests {
             lead(r#"{"fullName":"Ada","email":"ada@x.io","phone":"+1 234 567 890"}"#),
             lead(r#"{"fullName":"Bo \"B\"","email":"bo@x.io","status":"lost"}"#),
         ];
-        let field = leads_field(&leads);
+        let field = leads_json::encode(&leads);
         let chunk = delivery(&[
             ("importId", "job-1"),
             ("seq", "3"),

@@ -1,10 +1,13 @@
-//! Redis: the stream the drains read, its consumer group and dead letters ([`stream`], one
-//! [`entry`] per chunk), and the status documents clients poll ([`status_cache`]), all under
-//! the names in [`keys`], over connections that retry a command once ([`connection`]).
+//! Redis: the stream the drains read and its consumer group ([`stream`], one [`entry`] per
+//! chunk), its [`dead_letters`] and [`housekeeping`], and the status documents clients poll
+//! ([`status_cache`]), all under the names in [`keys`], over connections that retry a command
+//! once (`connection`).
 //! The Lua scripts sit beside the modules that run them, as `.lua` files.
 
 pub(crate) mod connection;
+pub mod dead_letters;
 pub mod entry;
+pub mod housekeeping;
 pub mod keys;
 pub mod status_cache;
 pub mod stream;

@@ -5,10 +5,12 @@
 //! entry read but never seen stays pending until XAUTOCLAIM hands it out again.
 
 use super::connection::Redis;
-use super::entry::{Delivery, leads_field};
+use super::entry::Delivery;
 use super::keys::Keys;
 use super::status_cache::StatusCache;
-use crate::job::plan::{ImportPlan, QueuedChunk};
+use crate::domain::ImportId;
+use crate::job::leads_json;
+use crate::job::plan::{ImportPlan, IndexedLead, QueuedChunk};
 use crate::job::status::JobSnapshot;
 use crate::ports::{Enqueued, JobQueue, Unavailable};
 use ::redis::streams::{StreamAutoClaimReply, StreamPendingCountReply, StreamReadReply};
@@ -64,25 +66,31 @@ impl Queue {
         &self.keys
     }
 
-    /// Writes the job's status document and all its entries in one atomic script.
-    pub async fn enqueue(
+    pub(super) fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
+    pub(super) fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Writes a job's status document and one entry per chunk (in `seq` order) in one atomic
+    /// script; nothing when the job was queued before.
+    pub async fn enqueue<'a>(
         &self,
-        plan: &ImportPlan,
         snapshot: &JobSnapshot,
+        chunks: impl ExactSizeIterator<Item = &'a [IndexedLead]>,
     ) -> RedisResult<Enqueued> {
         let document = self.cache.document(snapshot);
         let mut args: Vec<String> =
-            Vec::with_capacity(4 + document.fields.len() * 2 + plan.chunks.len());
+            Vec::with_capacity(4 + document.fields.len() * 2 + chunks.len());
         args.extend([
             document.ttl_secs.to_string(),
             (document.fields.len() * 2).to_string(),
         ]);
         args.extend(document.fields.into_iter().flat_map(|(k, v)| [k, v]));
-        args.extend([
-            plan.import_id.to_string(),
-            plan.created_by.as_str().to_owned(),
-        ]);
-        args.extend(plan.chunks.iter().map(|chunk| leads_field(&chunk.leads)));
+        args.extend([snapshot.import_id.clone(), snapshot.created_by.clone()]);
+        args.extend(chunks.map(leads_json::encode));
         let job_key = document.key;
         let reply: Value = self
             .redis
@@ -92,10 +100,94 @@ impl Queue {
                 async move { invocation.invoke_async(&mut c).await }
             })
             .await?;
-        match reply {
-            Value::Array(_) => Ok(Enqueued::Queued(::redis::from_redis_value(reply)?)),
-            _ => Ok(Enqueued::AlreadyQueued),
+        Ok(match reply {
+            Value::Array(_) => Enqueued::Queued(::redis::from_redis_value(reply)?),
+            Value::Int(_) => Enqueued::AlreadyQueued(None),
+            other => Enqueued::AlreadyQueued(Some(
+                ::redis::from_redis_value::<String>(other)?
+                    .split(' ')
+                    .map(str::to_owned)
+                    .collect(),
+            )),
+        })
+    }
+
+    /// Queues chunks again as new entries (the reconciler, a deleted or undecodable entry);
+    /// returns their ids, in the order given. A chunk whose outcome is recorded already is
+    /// harmless to queue again: the drain finds its outcome and stores nothing.
+    pub async fn add_entries(&self, chunks: &[QueuedChunk]) -> RedisResult<Vec<String>> {
+        if chunks.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut pipe = ::redis::pipe();
+        for chunk in chunks {
+            pipe.cmd("XADD")
+                .arg(&self.keys.stream)
+                .arg("*")
+                .arg("importId")
+                .arg(chunk.import_id.as_str())
+                .arg("seq")
+                .arg(chunk.seq)
+                .arg("createdBy")
+                .arg(chunk.created_by.as_str())
+                .arg("leads")
+                .arg(leads_json::encode(&chunk.leads));
+        }
+        self.redis.query_pipe(&pipe).await
+    }
+
+    /// For each `(entry id, job, seq)`: whether the stream still holds that entry, carrying
+    /// that chunk (after a failover, an id may have been given again to another entry).
+    pub async fn entries_present(
+        &self,
+        wanted: &[(&str, &ImportId, u32)],
+    ) -> RedisResult<Vec<bool>> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = ::redis::pipe();
+        for (id, _, _) in wanted {
+            pipe.cmd("XRANGE").arg(&self.keys.stream).arg(*id).arg(*id);
+        }
+        let replies: Vec<::redis::streams::StreamRangeReply> = self.redis.query_pipe(&pipe).await?;
+        Ok(replies
+            .into_iter()
+            .zip(wanted)
+            .map(|(reply, (_, import_id, seq))| {
+                reply
+                    .ids
+                    .into_iter()
+                    .any(|entry| Delivery::from(entry).key() == Some(((*import_id).clone(), *seq)))
+            })
+            .collect())
+    }
+
+    /// Gives back deliveries that failed because Redis or Postgres was unavailable, not for
+    /// anything in the entry: each entry's delivery count goes back to what it was before this
+    /// delivery, so an outage never counts toward `MAX_DELIVERIES`. The entries stay pending
+    /// with their idle time reset, so they are claimed again after `CLAIM_IDLE_MS`.
+    pub async fn give_back(&self, deliveries: &[(String, u64)]) -> RedisResult<()> {
+        let mut by_count: HashMap<u64, Vec<&str>> = HashMap::new();
+        for (id, count) in deliveries {
+            by_count.entry(*count).or_default().push(id);
+        }
+        if by_count.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = ::redis::pipe();
+        for (count, ids) in by_count {
+            pipe.cmd("XCLAIM")
+                .arg(&self.keys.stream)
+                .arg(&self.keys.group)
+                .arg(&self.consumer)
+                .arg(0)
+                .arg(ids)
+                .arg("RETRYCOUNT")
+                .arg(count.saturating_sub(1))
+                .arg("JUSTID")
+                .ignore();
+        }
+        self.redis.query_pipe(&pipe).await
     }
 
     /// Creates the consumer group (and the stream) if they do not exist yet. The group starts
@@ -194,127 +286,6 @@ impl Queue {
         ack.arg(&self.keys.stream).arg(&self.keys.group).arg(ids);
         self.redis.query::<i64>(&ack).await.map(drop)
     }
-
-    /// Copies an entry to `lead:imports:dead` with the reason, and acks it, in one MULTI: a
-    /// crash cannot leave it copied but pending (copied twice later) or acked but not copied.
-    pub async fn dead_letter(
-        &self,
-        id: &str,
-        fields: &HashMap<String, Value>,
-        reason: &str,
-    ) -> RedisResult<()> {
-        let mut pipe = ::redis::pipe();
-        pipe.atomic();
-        let add = pipe.cmd("XADD").arg(&self.keys.dead_letters).arg("*");
-        add.arg("originalId")
-            .arg(id)
-            .arg("reason")
-            .arg(reason)
-            .arg("consumer")
-            .arg(&self.consumer);
-        for (name, value) in fields {
-            if !matches!(name.as_str(), "originalId" | "reason" | "consumer") {
-                add.arg(name)
-                    .arg(::redis::from_redis_value_ref::<Vec<u8>>(value).unwrap_or_default());
-            }
-        }
-        pipe.ignore();
-        pipe.cmd("XACK")
-            .arg(&self.keys.stream)
-            .arg(&self.keys.group)
-            .arg(id)
-            .ignore();
-        self.redis.query_pipe(&pipe).await
-    }
-
-    /// Removes acknowledged entries: everything older than the oldest pending entry (pass
-    /// [`Queue::oldest_pending_id`]), or, when nothing is pending, older than the last entry
-    /// delivered to the group. Entries not yet delivered and entries still pending are never
-    /// older than that bound, so they stay.
-    pub async fn trim_acknowledged(&self, oldest_pending: Option<&str>) -> RedisResult<u64> {
-        let bound = match oldest_pending {
-            Some(id) => id.to_owned(),
-            None => match self.last_delivered_id().await? {
-                Some(id) => id,
-                None => return Ok(0),
-            },
-        };
-        let mut trim = ::redis::cmd("XTRIM");
-        trim.arg(&self.keys.stream).arg("MINID").arg(bound);
-        self.redis.query(&trim).await
-    }
-
-    /// The id of the oldest entry delivered but not acked, by any consumer of the group.
-    pub async fn oldest_pending_id(&self) -> RedisResult<Option<String>> {
-        let mut summary = ::redis::cmd("XPENDING");
-        summary.arg(&self.keys.stream).arg(&self.keys.group);
-        let Value::Array(items) = self.redis.query(&summary).await? else {
-            return Ok(None);
-        };
-        Ok(items
-            .get(1)
-            .and_then(|v| ::redis::from_redis_value_ref::<Option<String>>(v).ok())
-            .flatten())
-    }
-
-    async fn last_delivered_id(&self) -> RedisResult<Option<String>> {
-        let mut info = ::redis::cmd("XINFO");
-        info.arg("GROUPS").arg(&self.keys.stream);
-        let groups: Vec<HashMap<String, Value>> = self.redis.query(&info).await?;
-        let text = |v: &Value| ::redis::from_redis_value_ref::<String>(v).ok();
-        Ok(groups
-            .iter()
-            .find(|g| g.get("name").and_then(text).as_deref() == Some(&self.keys.group))
-            .and_then(|g| g.get("last-delivered-id"))
-            .and_then(text)
-            .filter(|id| id != "0-0"))
-    }
-
-    /// Dead letters, oldest first (at most `count`).
-    pub async fn dead_letters(&self, count: usize) -> RedisResult<Vec<Delivery>> {
-        let mut range = ::redis::cmd("XRANGE");
-        range
-            .arg(&self.keys.dead_letters)
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(count);
-        let reply: ::redis::streams::StreamRangeReply = self.redis.query(&range).await?;
-        Ok(reply.ids.into_iter().map(Delivery::from).collect())
-    }
-
-    /// Puts a dead letter's chunk back on the stream as a new entry and removes the dead
-    /// letter, in one MULTI (a crash cannot leave it in both or in neither).
-    pub async fn requeue_dead_letter(&self, dead_id: &str, chunk: &QueuedChunk) -> RedisResult<()> {
-        let leads = leads_field(&chunk.leads);
-        let mut pipe = ::redis::pipe();
-        pipe.atomic()
-            .cmd("XADD")
-            .arg(&self.keys.stream)
-            .arg("*")
-            .arg("importId")
-            .arg(chunk.import_id.as_str())
-            .arg("seq")
-            .arg(chunk.seq)
-            .arg("createdBy")
-            .arg(chunk.created_by.as_str())
-            .arg("leads")
-            .arg(leads)
-            .ignore()
-            .cmd("XDEL")
-            .arg(&self.keys.dead_letters)
-            .arg(dead_id)
-            .ignore();
-        self.redis.query_pipe(&pipe).await
-    }
-
-    /// Redis's eviction policy. Anything but `noeviction` may silently delete queue keys.
-    pub async fn maxmemory_policy(&self) -> RedisResult<Option<String>> {
-        let mut get = ::redis::cmd("CONFIG");
-        get.arg("GET").arg("maxmemory-policy");
-        let reply: Vec<String> = self.redis.query(&get).await?;
-        Ok(reply.into_iter().nth(1))
-    }
 }
 
 /// How long ago a stream entry was added: its id starts with the milliseconds it was added at.
@@ -336,6 +307,7 @@ impl JobQueue for Queue {
         plan: &ImportPlan,
         snapshot: &JobSnapshot,
     ) -> Result<Enqueued, Unavailable> {
-        Ok(Queue::enqueue(self, plan, snapshot).await?)
+        let chunks = plan.chunks.iter().map(|c| c.leads.as_slice());
+        Ok(Queue::enqueue(self, snapshot, chunks).await?)
     }
 }

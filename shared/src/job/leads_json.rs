@@ -1,0 +1,76 @@
+//! Valid leads as JSON, `[{index, fullName, email, phone?, status, source}]`: the one format
+//! a chunk's leads travel in (a stream entry's `leads` field) and are kept in (the durable
+//! payload of an import, compressed, in Postgres). Reading them back goes through the same
+//! constructors a request does, so text from Redis or an older deploy is never trusted.
+
+use crate::domain::Lead;
+use crate::job::plan::IndexedLead;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// One lead in the JSON.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireLead<'a> {
+    index: u32,
+    #[serde(borrow)]
+    full_name: Cow<'a, str>,
+    #[serde(borrow)]
+    email: Cow<'a, str>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    phone: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+    #[serde(borrow)]
+    source: Cow<'a, str>,
+}
+
+/// The leads as JSON.
+pub fn encode<'a>(leads: impl IntoIterator<Item = &'a IndexedLead>) -> String {
+    let wire: Vec<WireLead> = leads
+        .into_iter()
+        .map(|l| WireLead {
+            index: l.index,
+            full_name: Cow::Borrowed(l.lead.full_name.as_str()),
+            email: Cow::Borrowed(l.lead.email.as_str()),
+            phone: l.lead.phone.as_ref().map(|p| Cow::Borrowed(p.as_str())),
+            status: Cow::Borrowed(l.lead.status.as_str()),
+            source: Cow::Borrowed(l.lead.source.as_str()),
+        })
+        .collect();
+    serde_json::to_string(&wire).expect("leads serialize")
+}
+
+/// Reads leads back, each through [`Lead::from_fields`]; `Err` says which field of which
+/// lead breaks its rule, never its value.
+pub fn decode(text: &str) -> Result<Vec<IndexedLead>, String> {
+    // serde's message may quote the offending value: only its category and position are kept.
+    let wire: Vec<WireLead> = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "field leads is not a list of leads ({:?} error at column {})",
+            e.classify(),
+            e.column()
+        )
+    })?;
+    wire.into_iter()
+        .map(|w| {
+            Lead::from_fields(
+                &w.full_name,
+                &w.email,
+                w.phone.as_deref(),
+                Some(&w.status),
+                Some(&w.source),
+            )
+            .map(|lead| IndexedLead {
+                index: w.index,
+                lead,
+            })
+            .map_err(|e| {
+                format!(
+                    "lead {}: field {} breaks its rule ({})",
+                    w.index, e.field, e.code
+                )
+            })
+        })
+        .collect()
+}
