@@ -83,6 +83,15 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     spawn_app_on(&urls.redis, &urls.postgres_admin, overrides).await
 }
 
+/// Like [`spawn_app_with`], on a Redis server of the test's own (the shared Postgres cluster
+/// still holds its database): for a test that stops, pauses or counts the clients of its Redis,
+/// which would disturb the tests beside it on the shared one. The server stops when dropped.
+pub async fn spawn_app_with_own_redis(overrides: &[(&str, &str)]) -> (RedisServer, TestApp) {
+    let redis = RedisServer::start().expect("start a redis-server of the test's own");
+    let t = spawn_app_on(&redis.url(), &servers().postgres_admin, overrides).await;
+    (redis, t)
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
@@ -100,6 +109,17 @@ impl TestApp {
     pub async fn post_import(&self, body: &str) -> Answer {
         self.post_import_as("application/json", body.as_bytes().to_vec())
             .await
+    }
+
+    /// Posts `leads` as import `import_id` (created by `u1`) and asserts it was accepted.
+    pub async fn post_accepted(&self, import_id: &str, leads: &[Value]) {
+        let answer = self
+            .post_import(
+                &serde_json::json!({"importId": import_id, "leads": leads, "createdBy": "u1"})
+                    .to_string(),
+            )
+            .await;
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
     }
 
     pub async fn post_import_as(&self, content_type: &str, body: Vec<u8>) -> Answer {
@@ -261,6 +281,17 @@ impl TestApp {
         assert_eq!(self.pending_count().await, 0, "nothing left pending");
         doc
     }
+}
+
+/// Indexes of the leads a status document lists as failed with `code`.
+pub fn error_indexes(doc: &Value, code: &str) -> Vec<u32> {
+    doc["progress"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["code"] == code)
+        .map(|e| e["index"].as_u64().unwrap() as u32)
+        .collect()
 }
 
 fn redis_value_json(v: redis::Value) -> Value {

@@ -3,12 +3,12 @@
 //! (The token itself is checked byte for byte against botocore in `db_auth`'s unit tests; the
 //! test servers trust any password, so this proves the wiring, not the token.)
 
-mod support;
+use crate::support;
 
+use crate::support::spawn_app;
 use serde_json::json;
 use shared::app::{App, StartupError};
 use std::collections::HashMap;
-use support::spawn_app;
 
 fn iam_vars(t: &support::TestApp) -> HashMap<&'static str, String> {
     HashMap::from([

@@ -5,10 +5,10 @@
 //! and only the creator reads the status; anyone else gets the 404 of an unknown id. Without
 //! one (the local run, `events/import-seed.json`), the body's `createdBy` is trusted.
 
-mod support;
+use crate::support;
 
+use crate::support::{read_event, spawn_app};
 use serde_json::{Value, json};
-use support::{read_event, spawn_app};
 
 const CREATOR: &str = "507f1f77bcf86cd799439011";
 

@@ -2,11 +2,11 @@
 //! Postgres, are checked against the response the contract documents for their operation and
 //! status code (documented status, documented media type, body valid against its schema).
 
-mod support;
-
+use crate::support::{
+    Answer, read_event, replay_event, spawn_app, spawn_app_with, synthetic_leads,
+};
 use http::StatusCode;
 use serde_json::{Value, json};
-use support::{Answer, read_event, replay_event, spawn_app, spawn_app_with, synthetic_leads};
 
 fn spec() -> Value {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml"))

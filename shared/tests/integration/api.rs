@@ -1,11 +1,11 @@
 //! The HTTP API of SPEC §3 against real Redis and Postgres, through the routers the Lambdas
 //! serve, and through `lambda_http`'s own adapter with the API Gateway events in `events/`.
 
-mod support;
+use crate::support;
 
+use crate::support::{read_event, spawn_app, synthetic_leads};
 use http::StatusCode;
 use serde_json::{Value, json};
-use support::{read_event, spawn_app, synthetic_leads};
 
 const SEED_BODY: &str = r#"{"importId":"unique-import-id","leads":[{"fullName":"John Doe","email":"john@example.com","phone":"+1234567890","status":"NEW","source":"WEBSITE"}],"createdBy":"507f1f77bcf86cd799439011"}"#;
 

@@ -2,11 +2,11 @@
 //! leaves nothing behind — no stream entry, no job row, no cache key. The Lambda path (API
 //! Gateway event through `lambda_http`) answers the same as the local router.
 
-mod support;
+use crate::support;
 
+use crate::support::{Answer, TestApp, read_event, spawn_app};
 use http::StatusCode;
 use serde_json::{Value, json};
-use support::{Answer, TestApp, read_event, spawn_app};
 
 fn lead() -> Value {
     json!({"fullName": "Ada Lovelace", "email": "ada@example.com"})

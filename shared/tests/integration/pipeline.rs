@@ -1,11 +1,11 @@
 //! The whole pipeline over real servers: a 10,000-lead import with invalid and duplicate
 //! leads mixed in, drained by drain-fn's handler, checked lead by lead.
 
-mod support;
+use crate::support;
 
+use crate::support::{spawn_app, synthetic_leads};
 use serde_json::json;
 use std::collections::BTreeMap;
-use support::{spawn_app, synthetic_leads};
 
 #[tokio::test]
 async fn ten_thousand_leads_with_five_percent_bad_emails() {
@@ -161,14 +161,15 @@ async fn parallel_batches_with_colliding_emails_store_each_email_once() {
 /// its entry up.
 #[tokio::test]
 async fn an_import_is_not_held_behind_a_drain_waiting_for_entries() {
-    let t = support::spawn_app_with(&[("BLOCK_TIMEOUT", "60000")]).await;
+    // Its own Redis: the test counts the server's blocked clients.
+    let (_redis, t) = support::spawn_app_with_own_redis(&[("BLOCK_TIMEOUT", "60000")]).await;
     let drain = t.app.drain();
     let waiting = tokio::spawn(async move {
         drain
             .run_until(tokio::time::Instant::now() + std::time::Duration::from_secs(90))
             .await
     });
-    // This binary's other tests never block (BLOCK_TIMEOUT=0): wait for this drain's read.
+    // Wait for this drain's read, the only client of the server that can block.
     let mut redis = t.redis.clone();
     loop {
         let info: String = redis::cmd("INFO")

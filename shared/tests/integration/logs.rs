@@ -2,7 +2,7 @@
 //! and ids only — no email, phone or name — and no connection string or password appears in a
 //! log line or a response, even when a dependency is down.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use std::io::Write;
