@@ -13,7 +13,7 @@
 mod support;
 
 use std::time::Duration;
-use support::{error_indexes, spawn_app_with, synthetic_leads};
+use support::{app::spawn_app_with, assertions::error_indexes, leads::synthetic_leads};
 
 /// Issue 3, item 7, first bullet: a crash (the failpoint returns an error, the invocation
 /// fails) after reading, before COMMIT, after COMMIT and after the progress update; at the

@@ -3,14 +3,14 @@
 
 use crate::support;
 
-use crate::support::{read_event, spawn_app, synthetic_leads};
+use crate::support::{app::spawn_app, events::read_event, leads::synthetic_leads};
 use http::StatusCode;
 use serde_json::{Value, json};
 
 const SEED_BODY: &str = r#"{"importId":"unique-import-id","leads":[{"fullName":"John Doe","email":"john@example.com","phone":"+1234567890","status":"NEW","source":"WEBSITE"}],"createdBy":"507f1f77bcf86cd799439011"}"#;
 
 async fn replay(router: axum::Router, event: &str) -> Value {
-    support::replay_event(router, event).await
+    support::events::replay_event(router, event).await
 }
 
 fn body_of(response: &Value) -> Value {
@@ -233,8 +233,8 @@ async fn bad_requests_get_problem_details_and_queue_nothing() {
     assert_eq!(jobs, 0, "nothing recorded");
 }
 
-async fn spawn_app_with_small_limit() -> support::TestApp {
-    support::spawn_app_with(&[("MAX_LEADS_PER_IMPORT", "3")]).await
+async fn spawn_app_with_small_limit() -> support::app::TestApp {
+    support::app::spawn_app_with(&[("MAX_LEADS_PER_IMPORT", "3")]).await
 }
 
 #[tokio::test]
@@ -299,7 +299,7 @@ async fn an_email_already_in_the_table_fails_with_the_seed_words() {
 
 #[tokio::test]
 async fn redis_down_answers_503_and_records_nothing_visible() {
-    let t = support::spawn_app_with(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
+    let t = support::app::spawn_app_with(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
     let answer = t.post_import(SEED_BODY).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.content_type, "application/problem+json");

@@ -3,7 +3,10 @@
 //! status code (documented status, documented media type, body valid against its schema).
 
 use crate::support::{
-    Answer, read_event, replay_event, spawn_app, spawn_app_with, synthetic_leads,
+    app::{spawn_app, spawn_app_with},
+    events::{read_event, replay_event},
+    leads::synthetic_leads,
+    requests::Answer,
 };
 use http::StatusCode;
 use serde_json::{Value, json};

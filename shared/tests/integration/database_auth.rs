@@ -5,12 +5,12 @@
 
 use crate::support;
 
-use crate::support::spawn_app;
+use crate::support::app::spawn_app;
 use serde_json::json;
 use shared::app::{App, StartupError};
 use std::collections::HashMap;
 
-fn iam_vars(t: &support::TestApp) -> HashMap<&'static str, String> {
+fn iam_vars(t: &support::app::TestApp) -> HashMap<&'static str, String> {
     HashMap::from([
         ("REDIS_URL", t.redis_url.clone()),
         ("DATABASE_URL", t.database_url.clone()),

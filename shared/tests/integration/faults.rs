@@ -9,8 +9,11 @@
 use crate::support;
 
 use crate::support::{
-    PrivateServers, TestApp, error_indexes, scheduled_event, spawn_app, spawn_app_on,
-    spawn_app_with, synthetic_leads,
+    app::{TestApp, spawn_app, spawn_app_on, spawn_app_with},
+    assertions::error_indexes,
+    drain::scheduled_event,
+    leads::synthetic_leads,
+    private_servers::PrivateServers,
 };
 use redis::AsyncCommands;
 use shared::lambda::DrainFunction;
@@ -436,7 +439,7 @@ impl std::io::Write for Captured {
 #[tokio::test]
 async fn an_evicting_redis_is_reported_at_start() {
     let redis = shared::local_servers::RedisServer::start().unwrap();
-    let app = support::app_for(
+    let app = support::app::app_for(
         &redis.url(),
         "postgres://nobody@127.0.0.1:1/none",
         "ev:",

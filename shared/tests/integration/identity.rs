@@ -7,16 +7,16 @@
 
 use crate::support;
 
-use crate::support::{read_event, spawn_app};
+use crate::support::{app::spawn_app, events::read_event};
 use serde_json::{Value, json};
 
 const CREATOR: &str = "507f1f77bcf86cd799439011";
 
 async fn replay(router: axum::Router, event: &str) -> (u64, Value) {
-    support::status_and_body(&support::replay_event(router, event).await)
+    support::events::status_and_body(&support::events::replay_event(router, event).await)
 }
 
-async fn stored_creator(t: &support::TestApp, import_id: &str) -> Option<String> {
+async fn stored_creator(t: &support::app::TestApp, import_id: &str) -> Option<String> {
     sqlx::query_scalar("SELECT created_by FROM import_jobs WHERE import_id = $1")
         .bind(import_id)
         .fetch_optional(&t.db)

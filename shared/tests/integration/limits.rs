@@ -4,7 +4,11 @@
 
 use crate::support;
 
-use crate::support::{Answer, TestApp, read_event, spawn_app};
+use crate::support::{
+    app::{TestApp, spawn_app},
+    events::read_event,
+    requests::Answer,
+};
 use http::StatusCode;
 use serde_json::{Value, json};
 
@@ -364,7 +368,11 @@ async fn the_lambda_path_enforces_the_same_limits() {
             }
         }
         let router = shared::http::import_router(t.app.clone());
-        async move { support::status_and_body(&support::replay_event(router, &event.to_string()).await) }
+        async move {
+            support::events::status_and_body(
+                &support::events::replay_event(router, &event.to_string()).await,
+            )
+        }
     };
     let (status, body) = replay(
         vec![b' '; shared::http::MAX_BODY_BYTES + 1],

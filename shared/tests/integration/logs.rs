@@ -57,7 +57,7 @@ fn assert_absent(haystack: &str, secrets: &[&str], what: &str) {
 
 #[tokio::test]
 async fn an_import_logs_counts_and_ids_but_no_personal_data() {
-    let t = support::spawn_app().await;
+    let t = support::app::spawn_app().await;
     let (logs, _guard) = capture();
     let body = json!({
         "importId": "log-check",
@@ -114,7 +114,8 @@ async fn an_import_logs_counts_and_ids_but_no_personal_data() {
 async fn a_dependency_outage_leaks_no_connection_string_or_password() {
     let (logs, _guard) = capture();
     let t =
-        support::spawn_app_with(&[("REDIS_URL", "redis://default:s3cr3t-pw@127.0.0.1:1/0")]).await;
+        support::app::spawn_app_with(&[("REDIS_URL", "redis://default:s3cr3t-pw@127.0.0.1:1/0")])
+            .await;
     let answer = t
         .post_import(r#"{"leads":[{"fullName":"Grace Hopper","email":"grace@navy.example"}],"createdBy":"u"}"#)
         .await;

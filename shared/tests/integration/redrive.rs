@@ -1,7 +1,7 @@
 //! Dead letters can be re-driven once their cause is gone: the chunk is stored like a new one,
 //! the job goes from `failed` to `completed`, and nothing is stored or counted twice.
 
-use crate::support::{spawn_app_with, synthetic_leads};
+use crate::support::{app::spawn_app_with, leads::synthetic_leads};
 use serde_json::json;
 
 #[tokio::test]
