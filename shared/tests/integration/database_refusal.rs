@@ -1,7 +1,8 @@
 //! A batch the database refuses is retried entry by entry, so one bad entry cannot hold back
 //! the others: only it is dead-lettered, with the SQLSTATE in the reason.
 
-use crate::support::{app::spawn_app, leads::synthetic_leads};
+use crate::support::app::spawn_app;
+use crate::support::leads::synthetic_leads;
 use serde_json::json;
 
 #[tokio::test]

@@ -1,24 +1,22 @@
-//! Fault injection (SPEC §6): a drain crashing between any two steps, redelivery, two drains
-//! on one stream, poison entries, entries deleted while pending, the status cache expiring
-//! mid-job, Redis and Postgres restarting mid-import, and the bounded stream. Every scenario
-//! ends with `assert_job_accounted`: rows = successful, processed = total, no duplicate
-//! emails, nothing pending, every lead stored or listed once with a reason.
+//! Fault injection (SPEC §6): two drains on one stream, poison entries, entries deleted while
+//! pending, the status cache expiring mid-job, Redis and Postgres restarting mid-import, the
+//! bounded stream, and an evicting Redis. Every scenario ends with `assert_job_accounted`:
+//! rows = successful, processed = total, no duplicate emails, nothing pending, every lead
+//! stored or listed once with a reason.
 //!
-//! The drain crashing at a failpoint is in `tests/failpoints`, a binary of its own.
+//! A drain crashing between any two steps, and an entry redelivered until it is dead-lettered,
+//! are injected with failpoints: they are in `tests/failpoints`, a binary of their own.
 
-use crate::support;
-
-use crate::support::{
-    app::{TestApp, spawn_app, spawn_app_on, spawn_app_with},
-    assertions::error_indexes,
-    drain::scheduled_event,
-    leads::synthetic_leads,
-    private_servers::PrivateServers,
-};
+use crate::support::app::{TestApp, app_for, spawn_app, spawn_app_on, spawn_app_with};
+use crate::support::assertions::error_indexes;
+use crate::support::drain::{Failures, drain_until_done, scheduled_event};
+use crate::support::leads::synthetic_leads;
+use crate::support::log_capture::capture_logs;
+use crate::support::private_servers::PrivateServers;
 use redis::AsyncCommands;
 use shared::lambda::DrainFunction;
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Indexes of `synthetic_leads(n, _, bad_every, 0)` with a valid email.
@@ -351,7 +349,9 @@ async fn redis_and_postgres_restarts_mid_import() {
     failures += u32::from(running.await.unwrap());
 
     t.reconnect_redis().await;
-    failures += t.drain_until_done(&drain).await;
+    failures += drain_until_done(&drain, Failures::RetryUntilNothingPending)
+        .await
+        .failed_invocations;
     eprintln!("failed invocations: {failures}");
     for id in jobs {
         let doc = t.assert_job_accounted(id, 2_000).await;
@@ -422,39 +422,20 @@ async fn the_stream_is_trimmed_but_never_past_a_pending_entry() {
     assert_eq!(emails.len(), 1_500);
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The drain warns at start when Redis may evict keys (and stays quiet under noeviction).
 #[tokio::test]
 async fn an_evicting_redis_is_reported_at_start() {
     let redis = shared::local_servers::RedisServer::start().unwrap();
-    let app = support::app::app_for(
+    let app = app_for(
         &redis.url(),
         "postgres://nobody@127.0.0.1:1/none",
         "ev:",
         &[],
     );
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_logs();
 
     app.drain().check_redis_eviction_policy().await;
-    assert!(!String::from_utf8_lossy(&logs.0.lock().unwrap()).contains("WARN"));
+    assert!(!logs.text().contains("WARN"));
 
     let mut c = redis::Client::open(redis.url())
         .unwrap()
@@ -469,7 +450,7 @@ async fn an_evicting_redis_is_reported_at_start() {
         .await
         .unwrap();
     app.drain().check_redis_eviction_policy().await;
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = logs.text();
     assert!(
         text.contains("WARN") && text.contains("allkeys-lru") && text.contains("noeviction"),
         "{text}"

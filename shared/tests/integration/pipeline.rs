@@ -1,9 +1,9 @@
 //! The whole pipeline over real servers: a 10,000-lead import with invalid and duplicate
 //! leads mixed in, drained by drain-fn's handler, checked lead by lead.
 
-use crate::support;
-
-use crate::support::{app::spawn_app, leads::synthetic_leads};
+use crate::support::app::{spawn_app, spawn_app_with};
+use crate::support::leads::synthetic_leads;
+use crate::support::private_servers::spawn_app_with_own_redis;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -113,9 +113,7 @@ async fn duplicates_inside_and_across_imports() {
 /// the same addresses. Each email is stored once, and exactly one of its two leads fails.
 #[tokio::test]
 async fn parallel_batches_with_colliding_emails_store_each_email_once() {
-    let t =
-        support::app::spawn_app_with(&[("DRAIN_PARALLEL_BATCHES", "4"), ("DRAIN_READ_COUNT", "1")])
-            .await;
+    let t = spawn_app_with(&[("DRAIN_PARALLEL_BATCHES", "4"), ("DRAIN_READ_COUNT", "1")]).await;
     let leads = synthetic_leads(1_000, "both", 0, 0);
     let reversed: Vec<_> = leads.iter().rev().cloned().collect();
     for (id, leads) in [("forward", &leads), ("backward", &reversed)] {
@@ -163,8 +161,7 @@ async fn parallel_batches_with_colliding_emails_store_each_email_once() {
 #[tokio::test]
 async fn an_import_is_not_held_behind_a_drain_waiting_for_entries() {
     // Its own Redis: the test counts the server's blocked clients.
-    let (_redis, t) =
-        support::private_servers::spawn_app_with_own_redis(&[("BLOCK_TIMEOUT", "60000")]).await;
+    let (_redis, t) = spawn_app_with_own_redis(&[("BLOCK_TIMEOUT", "60000")]).await;
     let drain = t.app.drain();
     let waiting = tokio::spawn(async move {
         drain

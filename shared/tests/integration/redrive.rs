@@ -1,7 +1,8 @@
 //! Dead letters can be re-driven once their cause is gone: the chunk is stored like a new one,
 //! the job goes from `failed` to `completed`, and nothing is stored or counted twice.
 
-use crate::support::{app::spawn_app_with, leads::synthetic_leads};
+use crate::support::app::spawn_app_with;
+use crate::support::leads::synthetic_leads;
 use serde_json::json;
 
 #[tokio::test]

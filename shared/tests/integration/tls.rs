@@ -2,10 +2,8 @@
 //! `rediss://`; Postgres with `sslmode`): an import travels the whole pipeline over TLS, and a
 //! certificate the client cannot verify is refused rather than trusted.
 
-use crate::support::{
-    app::{TestApp, app_for, spawn_app_on},
-    leads::synthetic_leads,
-};
+use crate::support::app::{TestApp, app_for, spawn_app_on};
+use crate::support::leads::synthetic_leads;
 use serde_json::json;
 use shared::local_servers::{PostgresServer, RedisServer, TlsIdentity};
 

@@ -1,9 +1,9 @@
 //! Transient faults: a dead socket after a Lambda freeze, a BLOCK longer than redis-rs's
 //! default reply timeout, a slow Redis, and the API while Redis is down and back.
 
-use crate::support::{
-    app::spawn_app_with, leads::synthetic_leads, private_servers::spawn_app_with_own_redis,
-};
+use crate::support::app::spawn_app_with;
+use crate::support::leads::synthetic_leads;
+use crate::support::private_servers::spawn_app_with_own_redis;
 use http::StatusCode;
 use serde_json::json;
 use std::time::{Duration, Instant};

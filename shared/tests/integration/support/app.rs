@@ -73,6 +73,18 @@ pub fn app_for(
     prefix: &str,
     overrides: &[(&str, &str)],
 ) -> App {
+    let vars = test_env(redis_url, database_url, prefix, overrides);
+    App::new(Config::from_lookup(|k| vars.get(k).cloned()).expect("test config")).expect("app")
+}
+
+/// The environment of a test app: its servers and key prefix, no blocking read (a drain that
+/// finds nothing returns at once), then `overrides`.
+fn test_env(
+    redis_url: &str,
+    database_url: &str,
+    prefix: &str,
+    overrides: &[(&str, &str)],
+) -> HashMap<String, String> {
     let mut vars: HashMap<String, String> = HashMap::from([
         ("REDIS_URL".into(), redis_url.to_owned()),
         ("DATABASE_URL".into(), database_url.to_owned()),
@@ -82,10 +94,16 @@ pub fn app_for(
     for (k, v) in overrides {
         vars.insert(k.to_string(), v.to_string());
     }
-    App::new(Config::from_lookup(|k| vars.get(k).cloned()).expect("test config")).expect("app")
+    vars
 }
 
 impl TestApp {
+    /// The environment this app was configured from, with `overrides`: for building an App
+    /// another way (`App::from_lookup`).
+    pub fn env(&self, overrides: &[(&str, &str)]) -> HashMap<String, String> {
+        test_env(&self.redis_url, &self.database_url, &self.prefix, overrides)
+    }
+
     /// Another execution environment on the same database and stream (say, a second drain
     /// with its own `CONSUMER_NAME`), configured by `overrides`.
     pub fn sibling(&self, overrides: &[(&str, &str)]) -> App {

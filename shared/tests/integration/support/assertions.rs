@@ -1,4 +1,5 @@
-//! Assertions shared by the tests: a finished job is accounted for lead by lead.
+//! Assertions shared by the tests: a finished job is accounted for lead by lead; a refused
+//! request left nothing behind.
 
 use super::app::TestApp;
 use serde_json::Value;
@@ -49,4 +50,21 @@ pub fn error_indexes(doc: &Value, code: &str) -> Vec<u32> {
         .filter(|e| e["code"] == code)
         .map(|e| e["index"].as_u64().unwrap() as u32)
         .collect()
+}
+
+/// A refused request left nothing behind: no stream entry, no job row, no cache key.
+pub async fn assert_nothing_left(t: &TestApp) {
+    assert_eq!(t.xlen().await, 0, "nothing queued");
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM import_jobs")
+        .fetch_one(&t.db)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 0, "no job recorded");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", t.prefix))
+        .query_async(&mut t.redis.clone())
+        .await
+        .unwrap();
+    let job_keys: Vec<&String> = keys.iter().filter(|k| k.contains("import:job")).collect();
+    assert!(job_keys.is_empty(), "no cache key: {job_keys:?}");
 }

@@ -41,14 +41,6 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Entries the group has read and acknowledged: read (XINFO GROUPS `entries-read`) less
-    /// those still pending.
-    pub async fn acked_count(&self) -> u64 {
-        let groups = self.stream_groups().await;
-        let read: u64 = redis::from_redis_value_ref(&groups[0]["entries-read"]).unwrap();
-        read - self.pending_count().await
-    }
-
     /// Reads up to `count` new entries as consumer `consumer`, which then "dies": they stay
     /// pending under it. Returns their ids.
     pub async fn read_as_ghost(&self, consumer: &str, count: usize) -> Vec<String> {

@@ -5,9 +5,8 @@ use super::app::{TestApp, spawn_app_on};
 use super::servers::servers;
 use shared::local_servers::{PostgresServer, RedisServer};
 
-/// Like [`spawn_app_with`], on a Redis server of the test's own (the shared Postgres cluster
-/// still holds its database): for a test that stops, pauses or counts the clients of its Redis,
-/// which would disturb the tests beside it on the shared one. The server stops when dropped.
+/// Like [`spawn_app_with`](super::app::spawn_app_with), on a Redis server of the test's own
+/// (its database is still on the shared Postgres cluster). The server stops when dropped.
 pub async fn spawn_app_with_own_redis(overrides: &[(&str, &str)]) -> (RedisServer, TestApp) {
     let redis = RedisServer::start().expect("start a redis-server of the test's own");
     let t = spawn_app_on(&redis.url(), &servers().postgres_admin, overrides).await;

@@ -7,13 +7,24 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-/// A response as a test sees it.
-#[derive(Debug)]
+/// A response as a test sees it, from the router or from API Gateway (a replayed event).
+#[derive(Debug, PartialEq)]
 pub struct Answer {
     pub status: StatusCode,
     pub content_type: String,
     pub location: Option<String>,
     pub body: Value,
+}
+
+impl Answer {
+    /// A body as JSON; an empty one is `null`.
+    pub(super) fn json_body(bytes: &[u8]) -> Value {
+        if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(bytes).expect("JSON body")
+        }
+    }
 }
 
 impl TestApp {
@@ -66,16 +77,11 @@ impl TestApp {
         let content_type = header(http::header::CONTENT_TYPE).unwrap_or_default();
         let location = header(http::header::LOCATION);
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("JSON body")
-        };
         Answer {
             status,
             content_type,
             location,
-            body,
+            body: Answer::json_body(&bytes),
         }
     }
 }
