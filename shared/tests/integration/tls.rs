@@ -2,11 +2,10 @@
 //! `rediss://`; Postgres with `sslmode`): an import travels the whole pipeline over TLS, and a
 //! certificate the client cannot verify is refused rather than trusted.
 
-mod support;
-
+use crate::support::app::{TestApp, app_for, spawn_app_on};
+use crate::support::leads::synthetic_leads;
 use serde_json::json;
 use shared::local_servers::{PostgresServer, RedisServer, TlsIdentity};
-use support::{TestApp, app_for, spawn_app_on, synthetic_leads};
 
 /// A self-signed certificate for the loopback address the servers listen on.
 fn loopback_identity() -> TlsIdentity {

@@ -1,58 +1,50 @@
 //! The HTTP API of SPEC §3 against real Redis and Postgres, through the routers the Lambdas
 //! serve, and through `lambda_http`'s own adapter with the API Gateway events in `events/`.
 
-mod support;
-
+use crate::support::app::{TestApp, spawn_app, spawn_app_with};
+use crate::support::assertions::assert_nothing_left;
+use crate::support::events::{read_event, replay_event};
+use crate::support::leads::synthetic_leads;
 use http::StatusCode;
-use serde_json::{Value, json};
-use support::{read_event, spawn_app, synthetic_leads};
+use serde_json::json;
 
 const SEED_BODY: &str = r#"{"importId":"unique-import-id","leads":[{"fullName":"John Doe","email":"john@example.com","phone":"+1234567890","status":"NEW","source":"WEBSITE"}],"createdBy":"507f1f77bcf86cd799439011"}"#;
-
-async fn replay(router: axum::Router, event: &str) -> Value {
-    support::replay_event(router, event).await
-}
-
-fn body_of(response: &Value) -> Value {
-    serde_json::from_str(response["body"].as_str().unwrap()).unwrap()
-}
 
 #[tokio::test]
 async fn seed_example_through_api_gateway_events_end_to_end() {
     let t = spawn_app().await;
-    let accepted = replay(
+    let accepted = replay_event(
         shared::http::import_router(t.app.clone()),
         &read_event("import-seed.json"),
     )
     .await;
-    assert_eq!(accepted["statusCode"], 202, "{accepted}");
+    assert_eq!(accepted.status, 202, "{accepted:?}");
     assert_eq!(
-        accepted["headers"]["location"],
-        "/leads/import/unique-import-id/status"
+        accepted.location.as_deref(),
+        Some("/leads/import/unique-import-id/status")
     );
-    let body = body_of(&accepted);
     assert_eq!(
-        body,
+        accepted.body,
         json!({"importId":"unique-import-id","status":"pending","total":1,"statusUrl":"/leads/import/unique-import-id/status"})
     );
 
-    let pending = replay(
+    let pending = replay_event(
         shared::http::status_router(t.app.clone()),
         &read_event("status.json"),
     )
     .await;
-    assert_eq!(body_of(&pending)["status"], "pending");
+    assert_eq!(pending.body["status"], "pending");
 
     let report = t.drain_once().await;
     assert_eq!((report.entries, report.leads_stored), (1, 1));
 
-    let done = replay(
+    let done = replay_event(
         shared::http::status_router(t.app.clone()),
         &read_event("status.json"),
     )
     .await;
-    assert_eq!(done["statusCode"], 200);
-    let doc = body_of(&done);
+    assert_eq!(done.status, 200);
+    let doc = done.body;
     assert_eq!(doc["status"], "completed");
     assert_eq!(
         doc["progress"],
@@ -225,16 +217,11 @@ async fn bad_requests_get_problem_details_and_queue_nothing() {
             assert!(answer.body[field].is_string(), "{field} in {}", answer.body);
         }
     }
-    assert_eq!(t.xlen().await, 0, "nothing queued");
-    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM import_jobs")
-        .fetch_one(&t.db)
-        .await
-        .unwrap();
-    assert_eq!(jobs, 0, "nothing recorded");
+    assert_nothing_left(&t).await;
 }
 
-async fn spawn_app_with_small_limit() -> support::TestApp {
-    support::spawn_app_with(&[("MAX_LEADS_PER_IMPORT", "3")]).await
+async fn spawn_app_with_small_limit() -> TestApp {
+    spawn_app_with(&[("MAX_LEADS_PER_IMPORT", "3")]).await
 }
 
 #[tokio::test]
@@ -299,7 +286,7 @@ async fn an_email_already_in_the_table_fails_with_the_seed_words() {
 
 #[tokio::test]
 async fn redis_down_answers_503_and_records_nothing_visible() {
-    let t = support::spawn_app_with(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
+    let t = spawn_app_with(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
     let answer = t.post_import(SEED_BODY).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.content_type, "application/problem+json");
@@ -318,23 +305,20 @@ async fn the_bad_request_events_get_their_problems_and_queue_nothing() {
         ("import-missing-created-by.json", 400),
         ("import-form-encoded.json", 415),
     ] {
-        let response = replay(
+        let response = replay_event(
             shared::http::import_router(t.app.clone()),
             &read_event(event),
         )
         .await;
-        assert_eq!(response["statusCode"], status, "{event}: {response}");
-        assert_eq!(
-            response["headers"]["content-type"], "application/problem+json",
-            "{event}"
-        );
-        assert_eq!(body_of(&response)["status"], status, "{event}");
+        assert_eq!(response.status, status, "{event}: {response:?}");
+        assert_eq!(response.content_type, "application/problem+json", "{event}");
+        assert_eq!(response.body["status"], status, "{event}");
     }
-    let response = replay(
+    let response = replay_event(
         shared::http::status_router(t.app.clone()),
         &read_event("status-bad-id.json"),
     )
     .await;
-    assert_eq!(response["statusCode"], 400, "{response}");
+    assert_eq!(response.status, 400, "{response:?}");
     assert_eq!(t.xlen().await, 0, "nothing queued");
 }

@@ -2,49 +2,9 @@
 //! and ids only — no email, phone or name — and no connection string or password appears in a
 //! log line or a response, even when a dependency is down.
 
-mod support;
-
+use crate::support::app::{spawn_app, spawn_app_with};
+use crate::support::log_capture::capture_logs;
 use serde_json::json;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Buffer {
-        self.clone()
-    }
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// Captures everything at `info` and above, as JSON lines like production.
-fn capture() -> (Buffer, tracing::subscriber::DefaultGuard) {
-    let buffer = Buffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(buffer.clone())
-        .finish();
-    (buffer, tracing::subscriber::set_default(subscriber))
-}
 
 fn assert_absent(haystack: &str, secrets: &[&str], what: &str) {
     for secret in secrets {
@@ -57,8 +17,8 @@ fn assert_absent(haystack: &str, secrets: &[&str], what: &str) {
 
 #[tokio::test]
 async fn an_import_logs_counts_and_ids_but_no_personal_data() {
-    let t = support::spawn_app().await;
-    let (logs, _guard) = capture();
+    let t = spawn_app().await;
+    let (logs, _guard) = capture_logs();
     let body = json!({
         "importId": "log-check",
         "createdBy": "u1",
@@ -112,9 +72,8 @@ async fn an_import_logs_counts_and_ids_but_no_personal_data() {
 
 #[tokio::test]
 async fn a_dependency_outage_leaks_no_connection_string_or_password() {
-    let (logs, _guard) = capture();
-    let t =
-        support::spawn_app_with(&[("REDIS_URL", "redis://default:s3cr3t-pw@127.0.0.1:1/0")]).await;
+    let (logs, _guard) = capture_logs();
+    let t = spawn_app_with(&[("REDIS_URL", "redis://default:s3cr3t-pw@127.0.0.1:1/0")]).await;
     let answer = t
         .post_import(r#"{"leads":[{"fullName":"Grace Hopper","email":"grace@navy.example"}],"createdBy":"u"}"#)
         .await;

@@ -1,11 +1,11 @@
 //! The whole pipeline over real servers: a 10,000-lead import with invalid and duplicate
 //! leads mixed in, drained by drain-fn's handler, checked lead by lead.
 
-mod support;
-
+use crate::support::app::{spawn_app, spawn_app_with};
+use crate::support::leads::synthetic_leads;
+use crate::support::private_servers::spawn_app_with_own_redis;
 use serde_json::json;
 use std::collections::BTreeMap;
-use support::{spawn_app, synthetic_leads};
 
 #[tokio::test]
 async fn ten_thousand_leads_with_five_percent_bad_emails() {
@@ -113,8 +113,7 @@ async fn duplicates_inside_and_across_imports() {
 /// the same addresses. Each email is stored once, and exactly one of its two leads fails.
 #[tokio::test]
 async fn parallel_batches_with_colliding_emails_store_each_email_once() {
-    let t = support::spawn_app_with(&[("DRAIN_PARALLEL_BATCHES", "4"), ("DRAIN_READ_COUNT", "1")])
-        .await;
+    let t = spawn_app_with(&[("DRAIN_PARALLEL_BATCHES", "4"), ("DRAIN_READ_COUNT", "1")]).await;
     let leads = synthetic_leads(1_000, "both", 0, 0);
     let reversed: Vec<_> = leads.iter().rev().cloned().collect();
     for (id, leads) in [("forward", &leads), ("backward", &reversed)] {
@@ -161,14 +160,15 @@ async fn parallel_batches_with_colliding_emails_store_each_email_once() {
 /// its entry up.
 #[tokio::test]
 async fn an_import_is_not_held_behind_a_drain_waiting_for_entries() {
-    let t = support::spawn_app_with(&[("BLOCK_TIMEOUT", "60000")]).await;
+    // Its own Redis: the test counts the server's blocked clients.
+    let (_redis, t) = spawn_app_with_own_redis(&[("BLOCK_TIMEOUT", "60000")]).await;
     let drain = t.app.drain();
     let waiting = tokio::spawn(async move {
         drain
             .run_until(tokio::time::Instant::now() + std::time::Duration::from_secs(90))
             .await
     });
-    // This binary's other tests never block (BLOCK_TIMEOUT=0): wait for this drain's read.
+    // Wait for this drain's read, the only client of the server that can block.
     let mut redis = t.redis.clone();
     loop {
         let info: String = redis::cmd("INFO")

@@ -1,10 +1,9 @@
 //! A batch the database refuses is retried entry by entry, so one bad entry cannot hold back
 //! the others: only it is dead-lettered, with the SQLSTATE in the reason.
 
-mod support;
-
+use crate::support::app::spawn_app;
+use crate::support::leads::synthetic_leads;
 use serde_json::json;
-use support::{spawn_app, synthetic_leads};
 
 #[tokio::test]
 async fn only_the_refused_entry_is_dead_lettered() {

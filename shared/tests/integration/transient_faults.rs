@@ -1,20 +1,18 @@
 //! Transient faults: a dead socket after a Lambda freeze, a BLOCK longer than redis-rs's
 //! default reply timeout, a slow Redis, and the API while Redis is down and back.
 
-mod support;
-
+use crate::support::app::spawn_app_with;
+use crate::support::leads::synthetic_leads;
+use crate::support::private_servers::spawn_app_with_own_redis;
 use http::StatusCode;
 use serde_json::json;
-use shared::local_servers::RedisServer;
 use std::time::{Duration, Instant};
-use support::{servers, spawn_app_on, spawn_app_with, synthetic_leads};
 
 const SEED: &str = r#"{"importId":"while-down","leads":[{"fullName":"John Doe","email":"john@example.com"}],"createdBy":"u1"}"#;
 
 #[tokio::test]
 async fn the_api_answers_503_while_redis_is_down_and_accepts_the_same_request_after() {
-    let mut redis = RedisServer::start().unwrap();
-    let mut t = spawn_app_on(&redis.url(), &servers().postgres_admin, &[]).await;
+    let (mut redis, mut t) = spawn_app_with_own_redis(&[]).await;
     redis.kill();
     let refused = t.post_import(SEED).await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -35,7 +33,8 @@ async fn the_api_answers_503_while_redis_is_down_and_accepts_the_same_request_af
 
 #[tokio::test]
 async fn a_socket_killed_during_a_freeze_costs_one_retry_not_a_failure() {
-    let t = spawn_app_with(&[]).await;
+    // Its own Redis: the test kills every client of the server but its own.
+    let (_redis, t) = spawn_app_with_own_redis(&[]).await;
     t.post_import(SEED).await;
     // What a frozen Lambda finds on thaw: the server closed its connections meanwhile.
     let killed: i64 = redis::cmd("CLIENT")
@@ -75,8 +74,7 @@ async fn a_block_longer_than_the_default_reply_timeout_is_not_an_error() {
 #[tokio::test]
 async fn a_slow_redis_delays_the_drain_but_fails_nothing() {
     // Its own server: a sleeping Redis would stall the other tests too.
-    let redis = RedisServer::start().unwrap();
-    let t = spawn_app_on(&redis.url(), &servers().postgres_admin, &[]).await;
+    let (_redis, t) = spawn_app_with_own_redis(&[]).await;
     let leads = synthetic_leads(200, "slow", 0, 0);
     t.post_import(&json!({"importId":"slow","leads":leads,"createdBy":"u1"}).to_string())
         .await;

@@ -2,11 +2,12 @@
 //! leaves nothing behind — no stream entry, no job row, no cache key. The Lambda path (API
 //! Gateway event through `lambda_http`) answers the same as the local router.
 
-mod support;
-
+use crate::support::app::spawn_app;
+use crate::support::assertions::assert_nothing_left;
+use crate::support::events::{event_json, replay_event, set_event_body};
+use crate::support::requests::Answer;
 use http::StatusCode;
 use serde_json::{Value, json};
-use support::{Answer, TestApp, read_event, spawn_app};
 
 fn lead() -> Value {
     json!({"fullName": "Ada Lovelace", "email": "ada@example.com"})
@@ -33,22 +34,6 @@ fn message_at<'a>(answer: &'a Answer, pointer: &str) -> &'a str {
         .unwrap_or_else(|| panic!("an error at {pointer} in {}", answer.body))["message"]
         .as_str()
         .unwrap()
-}
-
-async fn assert_nothing_left(t: &TestApp) {
-    assert_eq!(t.xlen().await, 0, "nothing queued");
-    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM import_jobs")
-        .fetch_one(&t.db)
-        .await
-        .unwrap();
-    assert_eq!(jobs, 0, "no job recorded");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", t.prefix))
-        .query_async(&mut t.redis.clone())
-        .await
-        .unwrap();
-    let job_keys: Vec<&String> = keys.iter().filter(|k| k.contains("import:job")).collect();
-    assert!(job_keys.is_empty(), "no cache key: {job_keys:?}");
 }
 
 #[tokio::test]
@@ -343,50 +328,38 @@ async fn import_ids_outside_the_charset_are_400_and_touch_no_key() {
 #[tokio::test]
 async fn the_lambda_path_enforces_the_same_limits() {
     let t = spawn_app().await;
-    let template: Value = serde_json::from_str(&read_event("import-seed.json")).unwrap();
+    let template = event_json("import-seed.json");
     let replay = |body: Vec<u8>, content_type: &str| {
         let mut event = template.clone();
         event["headers"]["content-type"] = json!(content_type);
-        event["headers"]
-            .as_object_mut()
-            .unwrap()
-            .remove("content-length");
-        match String::from_utf8(body) {
-            Ok(text) => {
-                event["body"] = json!(text);
-                event["isBase64Encoded"] = json!(false);
-            }
-            Err(e) => {
-                use base64::Engine as _;
-                event["body"] =
-                    json!(base64::engine::general_purpose::STANDARD.encode(e.into_bytes()));
-                event["isBase64Encoded"] = json!(true);
-            }
-        }
+        set_event_body(&mut event, body);
         let router = shared::http::import_router(t.app.clone());
-        async move { support::status_and_body(&support::replay_event(router, &event.to_string()).await) }
+        async move { replay_event(router, &event.to_string()).await }
     };
-    let (status, body) = replay(
+    let too_large = replay(
         vec![b' '; shared::http::MAX_BODY_BYTES + 1],
         "application/json",
     )
     .await;
     assert_eq!(
-        (status, body["type"].as_str().unwrap()),
-        (413, "https://leads.example.com/problems/body-too-large")
+        (too_large.status, too_large.body["type"].as_str().unwrap()),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "https://leads.example.com/problems/body-too-large"
+        )
     );
-    let (status, _) = replay(vec![0xff, 0xfe, b'{', b'}'], "application/json").await;
-    assert_eq!(status, 400);
-    let (status, _) = replay(b"fullName,email".to_vec(), "text/csv").await;
-    assert_eq!(status, 415);
+    let not_utf8 = replay(vec![0xff, 0xfe, b'{', b'}'], "application/json").await;
+    assert_eq!(not_utf8.status, 400);
+    let csv = replay(b"fullName,email".to_vec(), "text/csv").await;
+    assert_eq!(csv.status, 415);
     let deep = format!(
         r#"{{"leads":{}{},"createdBy":"u"}}"#,
         "[".repeat(5000),
         "]".repeat(5000)
     );
-    let (status, _) = replay(deep.into_bytes(), "application/json").await;
-    assert_eq!(status, 400);
-    let (status, body) = replay(
+    let too_deep = replay(deep.into_bytes(), "application/json").await;
+    assert_eq!(too_deep.status, 400);
+    let bad_id = replay(
         json!({"importId": "a{b}", "leads": [lead()], "createdBy": "u"})
             .to_string()
             .into_bytes(),
@@ -394,8 +367,11 @@ async fn the_lambda_path_enforces_the_same_limits() {
     )
     .await;
     assert_eq!(
-        (status, body["errors"][0]["pointer"].as_str().unwrap()),
-        (400, "/importId")
+        (
+            bad_id.status,
+            bad_id.body["errors"][0]["pointer"].as_str().unwrap()
+        ),
+        (StatusCode::BAD_REQUEST, "/importId")
     );
     assert_nothing_left(&t).await;
 }

@@ -5,18 +5,14 @@
 //! and only the creator reads the status; anyone else gets the 404 of an unknown id. Without
 //! one (the local run, `events/import-seed.json`), the body's `createdBy` is trusted.
 
-mod support;
-
+use crate::support::app::{TestApp, spawn_app};
+use crate::support::events::{event_json, read_event, replay_event, set_event_body};
+use http::StatusCode;
 use serde_json::{Value, json};
-use support::{read_event, spawn_app};
 
 const CREATOR: &str = "507f1f77bcf86cd799439011";
 
-async fn replay(router: axum::Router, event: &str) -> (u64, Value) {
-    support::status_and_body(&support::replay_event(router, event).await)
-}
-
-async fn stored_creator(t: &support::TestApp, import_id: &str) -> Option<String> {
+async fn stored_creator(t: &TestApp, import_id: &str) -> Option<String> {
     sqlx::query_scalar("SELECT created_by FROM import_jobs WHERE import_id = $1")
         .bind(import_id)
         .fetch_optional(&t.db)
@@ -31,12 +27,12 @@ async fn the_jwt_subject_is_the_creator_and_only_it_sees_the_job() {
     let status = || shared::http::status_router(t.app.clone());
 
     // Before the import, another user's view of the id: an unknown job.
-    let unknown = replay(status(), &read_event("status-other-user.json")).await;
-    assert_eq!(unknown.0, 404);
+    let unknown = replay_event(status(), &read_event("status-other-user.json")).await;
+    assert_eq!(unknown.status, 404);
 
     // The body has no createdBy: the JWT's sub becomes the creator.
-    let (code, body) = replay(import(), &read_event("import-jwt.json")).await;
-    assert_eq!(code, 202, "{body}");
+    let accepted = replay_event(import(), &read_event("import-jwt.json")).await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
     assert_eq!(
         stored_creator(&t, "unique-import-id").await.as_deref(),
         Some(CREATOR)
@@ -50,11 +46,14 @@ async fn the_jwt_subject_is_the_creator_and_only_it_sees_the_job() {
     assert_eq!(stored_by, CREATOR);
 
     // The creator reads the status.
-    let (code, doc) = replay(status(), &read_event("status-jwt.json")).await;
-    assert_eq!((code, doc["status"].as_str()), (200, Some("completed")));
+    let doc = replay_event(status(), &read_event("status-jwt.json")).await;
+    assert_eq!(
+        (doc.status, doc.body["status"].as_str()),
+        (StatusCode::OK, Some("completed"))
+    );
 
     // Another user gets exactly the 404 of an unknown id (from the cache and from Postgres).
-    let other = replay(status(), &read_event("status-other-user.json")).await;
+    let other = replay_event(status(), &read_event("status-other-user.json")).await;
     assert_eq!(other, unknown, "indistinguishable from an unknown id");
     redis::cmd("DEL")
         .arg(t.key("import:job:unique-import-id"))
@@ -62,17 +61,19 @@ async fn the_jwt_subject_is_the_creator_and_only_it_sees_the_job() {
         .await
         .unwrap();
     assert_eq!(
-        replay(status(), &read_event("status-other-user.json")).await,
+        replay_event(status(), &read_event("status-other-user.json")).await,
         unknown
     );
     assert_eq!(
-        replay(status(), &read_event("status-jwt.json")).await.0,
+        replay_event(status(), &read_event("status-jwt.json"))
+            .await
+            .status,
         200
     );
 
     // An IAM principal that is not the creator does not see it either.
     assert_eq!(
-        replay(status(), &read_event("status-iam.json")).await,
+        replay_event(status(), &read_event("status-iam.json")).await,
         unknown
     );
 }
@@ -80,46 +81,45 @@ async fn the_jwt_subject_is_the_creator_and_only_it_sees_the_job() {
 #[tokio::test]
 async fn a_body_naming_another_creator_is_403_and_queues_nothing() {
     let t = spawn_app().await;
-    let (code, body) = replay(
+    let refused = replay_event(
         shared::http::import_router(t.app.clone()),
         &read_event("import-jwt-other-creator.json"),
     )
     .await;
-    assert_eq!(code, 403, "{body}");
-    assert_eq!(body["type"], "https://leads.example.com/problems/forbidden");
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(
+        refused.body["type"],
+        "https://leads.example.com/problems/forbidden"
+    );
     assert_eq!(t.xlen().await, 0);
     assert_eq!(stored_creator(&t, "impersonation-attempt").await, None);
 
     // Naming oneself is fine.
-    let mut event: Value = serde_json::from_str(&read_event("import-jwt.json")).unwrap();
+    let mut event = event_json("import-jwt.json");
     let mut request: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
     request["createdBy"] = json!(CREATOR);
-    event["body"] = json!(request.to_string());
-    event["headers"]
-        .as_object_mut()
-        .unwrap()
-        .remove("content-length");
-    let (code, _) = replay(
+    set_event_body(&mut event, request.to_string().into_bytes());
+    let answer = replay_event(
         shared::http::import_router(t.app.clone()),
         &event.to_string(),
     )
     .await;
-    assert_eq!(code, 202);
+    assert_eq!(answer.status, 202);
 }
 
 #[tokio::test]
 async fn an_iam_caller_is_the_creator() {
     let t = spawn_app().await;
-    let iam: Value = serde_json::from_str(&read_event("status-iam.json")).unwrap();
+    let iam = event_json("status-iam.json");
     let arn = iam["requestContext"]["authorizer"]["iam"]["userArn"].clone();
-    let mut event: Value = serde_json::from_str(&read_event("import-jwt.json")).unwrap();
+    let mut event = event_json("import-jwt.json");
     event["requestContext"]["authorizer"] = iam["requestContext"]["authorizer"].clone();
-    let (code, body) = replay(
+    let accepted = replay_event(
         shared::http::import_router(t.app.clone()),
         &event.to_string(),
     )
     .await;
-    assert_eq!(code, 202, "{body}");
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
     // The principal is the role, without the session name.
     assert_eq!(
         arn.as_str(),
@@ -129,39 +129,39 @@ async fn an_iam_caller_is_the_creator() {
         stored_creator(&t, "unique-import-id").await.as_deref(),
         Some("arn:aws:sts::123456789012:assumed-role/crm-importer")
     );
-    let (code, _) = replay(
+    let by_creator = replay_event(
         shared::http::status_router(t.app.clone()),
         &read_event("status-iam.json"),
     )
     .await;
-    assert_eq!(code, 200);
-    let (code, _) = replay(
+    assert_eq!(by_creator.status, 200);
+    let by_other = replay_event(
         shared::http::status_router(t.app.clone()),
         &read_event("status-jwt.json"),
     )
     .await;
-    assert_eq!(code, 404, "a JWT user is not the IAM principal");
+    assert_eq!(by_other.status, 404, "a JWT user is not the IAM principal");
 }
 
 #[tokio::test]
 async fn without_an_authorizer_the_body_is_trusted_and_anyone_reads() {
     let t = spawn_app().await;
-    let (code, _) = replay(
+    let accepted = replay_event(
         shared::http::import_router(t.app.clone()),
         &read_event("import-seed.json"),
     )
     .await;
-    assert_eq!(code, 202);
+    assert_eq!(accepted.status, 202);
     assert_eq!(
         stored_creator(&t, "unique-import-id").await.as_deref(),
         Some(CREATOR)
     );
     // The unauthenticated status event reads it; so does the local router.
-    let (code, _) = replay(
+    let status = replay_event(
         shared::http::status_router(t.app.clone()),
         &read_event("status.json"),
     )
     .await;
-    assert_eq!(code, 200);
+    assert_eq!(status.status, 200);
     assert_eq!(t.get_status("unique-import-id").await.status, 200);
 }

@@ -1,178 +1,37 @@
-//! Fault injection (SPEC §6): a drain crashing between any two steps, redelivery, two drains
-//! on one stream, poison entries, entries deleted while pending, the status cache expiring
-//! mid-job, Redis and Postgres restarting mid-import, and the bounded stream. Every scenario
-//! ends with `assert_job_accounted`: rows = successful, processed = total, no duplicate
-//! emails, nothing pending, every lead stored or listed once with a reason.
+//! Fault injection (SPEC §6): two drains on one stream, poison entries, entries deleted while
+//! pending, the status cache expiring mid-job, Redis and Postgres restarting mid-import, the
+//! bounded stream, and an evicting Redis. Every scenario ends with `assert_job_accounted`:
+//! rows = successful, processed = total, no duplicate emails, nothing pending, every lead
+//! stored or listed once with a reason.
 //!
-//! The `fail` registry is process-wide, so the tests that configure failpoints hold
-//! `FAILPOINTS` for writing and every other test holds it for reading: a failpoint never fires
-//! in someone else's drain.
+//! A drain crashing between any two steps, and an entry redelivered until it is dead-lettered,
+//! are injected with failpoints: they are in `tests/failpoints`, a binary of their own.
 
-mod support;
-
+use crate::support::app::{TestApp, app_for, spawn_app, spawn_app_on, spawn_app_with};
+use crate::support::assertions::error_indexes;
+use crate::support::drain::{Failures, drain_until_done, scheduled_event};
+use crate::support::leads::synthetic_leads;
+use crate::support::log_capture::capture_logs;
+use crate::support::private_servers::PrivateServers;
 use redis::AsyncCommands;
-use serde_json::{Value, json};
 use shared::lambda::DrainFunction;
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use support::{
-    PrivateServers, TestApp, scheduled_event, spawn_app, spawn_app_on, spawn_app_with,
-    synthetic_leads,
-};
-use tokio::sync::RwLock;
-
-static FAILPOINTS: RwLock<()> = RwLock::const_new(());
-
-async fn post(t: &TestApp, import_id: &str, leads: &[Value]) {
-    let answer = t
-        .post_import(&json!({"importId": import_id, "leads": leads, "createdBy": "u1"}).to_string())
-        .await;
-    assert_eq!(answer.status, 202, "{:?}", answer.body);
-}
 
 /// Indexes of `synthetic_leads(n, _, bad_every, 0)` with a valid email.
 fn valid_indexes(n: u32, bad_every: u32) -> Vec<u32> {
     (0..n).filter(|i| i % bad_every != bad_every - 1).collect()
 }
 
-fn error_indexes(doc: &Value, code: &str) -> Vec<u32> {
-    doc["progress"]["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["code"] == code)
-        .map(|e| e["index"].as_u64().unwrap() as u32)
-        .collect()
-}
-
-/// Issue 3, item 7, first bullet: a crash (the failpoint returns an error, the invocation
-/// fails) after reading, before COMMIT, after COMMIT and after the progress update; at the
-/// first batch and in the middle of the import. A later invocation finishes the job exactly.
-#[tokio::test]
-async fn a_crash_at_every_step_boundary_loses_nothing_and_doubles_nothing() {
-    let _exclusive = FAILPOINTS.write().await;
-    // 1,000 leads, every 20th invalid: 950 valid leads in 19 entries of 50; 3 entries a round.
-    let points = [
-        "drain::after_read",
-        "drain::before_commit",
-        "drain::after_commit",
-        "drain::after_progress",
-    ];
-    for point in points {
-        for (when, actions) in [("first", "1*return"), ("mid", "3*off->1*return")] {
-            let scenario = format!("{point} at the {when} batch");
-            let t = spawn_app_with(&[("CLAIM_IDLE_MS", "1"), ("DRAIN_READ_COUNT", "3")]).await;
-            post(&t, "fp-job", &synthetic_leads(1_000, "fp", 20, 0)).await;
-
-            fail::cfg(point, actions).unwrap();
-            let crashed = t.try_drain_once().await;
-            fail::remove(point);
-            assert!(
-                crashed.is_err(),
-                "{scenario}: the invocation reports the fault"
-            );
-
-            // What the crash left: the batch it hit is pending (the batch stored beside it
-            // finishes); every acked entry's 50 leads are stored, and the pending batch's
-            // only if the crash came after COMMIT.
-            let committed_batch = matches!(point, "drain::after_commit" | "drain::after_progress");
-            assert_eq!(
-                t.pending_count().await,
-                3,
-                "{scenario}: the crashed batch is left pending"
-            );
-            let acked = t.acked_count().await;
-            if when == "mid" {
-                assert!(acked >= 9, "{scenario}: three batches came first");
-            }
-            assert_eq!(
-                t.lead_count("fp-job").await as u64,
-                50 * (acked + 3 * u64::from(committed_batch)),
-                "{scenario}: rows after the crash"
-            );
-
-            tokio::time::sleep(Duration::from_millis(5)).await; // idle > CLAIM_IDLE_MS
-            let report = t.drain_all().await;
-            // The replayed batch is reported from its recorded outcome, not stored again.
-            assert_eq!(
-                report.leads_stored + 50 * acked,
-                950,
-                "{scenario}: {report:?}"
-            );
-            let doc = t.assert_job_accounted("fp-job", 1_000).await;
-            assert_eq!(doc["status"], "completed", "{scenario}: {doc}");
-            assert_eq!(doc["progress"]["successful"], 950, "{scenario}");
-            assert_eq!(doc["progress"]["failed"], 50, "{scenario}");
-            assert_eq!(
-                error_indexes(&doc, "invalid_email"),
-                (0..1_000).filter(|i| i % 20 == 19).collect::<Vec<u32>>(),
-                "{scenario}: only the invalid leads failed (no \"Email already exists\")"
-            );
-            assert!(t.dead_letters().await.is_empty(), "{scenario}");
-        }
-    }
-}
-
-/// An entry redelivered more than MAX_DELIVERIES times is dead-lettered with its reason; its
-/// leads fail with that reason and the job ends `failed`.
-#[tokio::test]
-async fn an_entry_delivered_too_often_is_dead_lettered() {
-    let _exclusive = FAILPOINTS.write().await;
-    let t = spawn_app_with(&[
-        ("MAX_DELIVERIES", "1"),
-        ("CLAIM_IDLE_MS", "1"),
-        ("DRAIN_READ_COUNT", "1"),
-    ])
-    .await;
-    post(&t, "redelivered", &synthetic_leads(120, "rd", 0, 0)).await; // entries of 50, 50, 20
-
-    fail::cfg("drain::after_read", "return").unwrap();
-    let crashed = t.try_drain_once().await;
-    fail::remove("drain::after_read");
-    assert!(crashed.is_err());
-    assert_eq!(t.pending_count().await, 1);
-
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let report = t.drain_all().await;
-    assert_eq!(report.dead_lettered, 1, "{report:?}");
-    assert_eq!(report.leads_stored, 70);
-
-    let doc = t.assert_job_accounted("redelivered", 120).await;
-    assert_eq!(doc["status"], "failed", "{doc}");
-    assert_eq!(doc["progress"]["successful"], 70);
-    assert_eq!(doc["progress"]["failed"], 50);
-    assert_eq!(
-        error_indexes(&doc, "dead_letter"),
-        (0..50).collect::<Vec<u32>>()
-    );
-    let reason = "Gave up after 2 deliveries without success";
-    assert!(
-        doc["progress"]["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["error"] == reason),
-        "{doc}"
-    );
-    let dead = t.dead_letters().await;
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(dead[0]["reason"], reason);
-    assert_eq!(dead[0]["importId"], "redelivered");
-    assert_eq!(dead[0]["seq"], "0");
-    assert!(dead[0]["leads"].contains("lead0@rd.example.com"));
-}
-
 /// Two drains with their own consumer names on one stream, in parallel: each entry is taken
 /// by one of them, and together they store every valid lead once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_drains_at_once_share_the_stream() {
-    let _shared = FAILPOINTS.read().await;
     let overrides = [("DRAIN_READ_COUNT", "5"), ("CONSUMER_NAME", "drain-a")];
     let t = spawn_app_with(&overrides).await;
     for j in 0..5 {
-        post(
-            &t,
+        t.post_accepted(
             &format!("both-{j}"),
             &synthetic_leads(1_000, &format!("both{j}"), 25, 0),
         )
@@ -202,7 +61,6 @@ async fn two_drains_at_once_share_the_stream() {
 /// other. Each lead is stored once and counted once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_drains_on_the_same_entries_store_each_lead_once() {
-    let _shared = FAILPOINTS.read().await;
     let overrides = |name| {
         [
             ("DRAIN_READ_COUNT", "2"),
@@ -211,7 +69,8 @@ async fn two_drains_on_the_same_entries_store_each_lead_once() {
         ]
     };
     let t = spawn_app_with(&overrides("drain-a")).await;
-    post(&t, "same-entries", &synthetic_leads(2_000, "same", 10, 0)).await; // 1,800 valid: 36 entries
+    t.post_accepted("same-entries", &synthetic_leads(2_000, "same", 10, 0))
+        .await; // 1,800 valid: 36 entries
 
     // A drain that read the first ten entries and died; two stores race on their chunks.
     let ghost = t.sibling(&[("CONSUMER_NAME", "ghost")]).queue;
@@ -256,9 +115,9 @@ async fn two_drains_on_the_same_entries_store_each_lead_once() {
 /// the jobs around them are not disturbed.
 #[tokio::test]
 async fn poison_entries_are_dead_lettered_and_acked() {
-    let _shared = FAILPOINTS.read().await;
     let t = spawn_app().await;
-    post(&t, "beside-poison", &synthetic_leads(120, "poison", 0, 0)).await;
+    t.post_accepted("beside-poison", &synthetic_leads(120, "poison", 0, 0))
+        .await;
     let stream = t.key("lead:imports");
     let mut r = t.redis.clone();
     let poison: [(&[(&str, &str)], &str); 4] = [
@@ -322,12 +181,12 @@ async fn poison_entries_are_dead_lettered_and_acked() {
 /// their leads fail with a reason; the job ends `failed`.
 #[tokio::test]
 async fn entries_deleted_while_pending_are_accounted_as_failed() {
-    let _shared = FAILPOINTS.read().await;
     let t = spawn_app_with(&[("CLAIM_IDLE_MS", "1")]).await;
     let reason = "The stream entry was deleted from Redis before it was processed";
 
     // 200 leads, every 10th invalid: 180 valid leads in entries of 50, 50, 50, 30.
-    post(&t, "xdel-job", &synthetic_leads(200, "xdel", 10, 0)).await;
+    t.post_accepted("xdel-job", &synthetic_leads(200, "xdel", 10, 0))
+        .await;
     let ids = t.read_as_ghost("ghost", 10).await;
     assert_eq!(ids.len(), 4);
     let _: i64 = t
@@ -354,7 +213,8 @@ async fn entries_deleted_while_pending_are_accounted_as_failed() {
     );
 
     // A whole job trimmed away while pending.
-    post(&t, "xtrim-job", &synthetic_leads(100, "xtrim", 0, 0)).await;
+    t.post_accepted("xtrim-job", &synthetic_leads(100, "xtrim", 0, 0))
+        .await;
     assert_eq!(t.read_as_ghost("ghost", 10).await.len(), 2);
     let _: i64 = redis::cmd("XTRIM")
         .arg(t.key("lead:imports"))
@@ -379,10 +239,10 @@ async fn entries_deleted_while_pending_are_accounted_as_failed() {
 /// document, and the drain puts the key back before adding its outcomes.
 #[tokio::test]
 async fn the_status_cache_expiring_mid_job_changes_nothing() {
-    let _shared = FAILPOINTS.read().await;
     let t = spawn_app().await;
     // 500 leads, every 10th invalid: 450 valid in 9 entries; a dead drain holds 4 of them.
-    post(&t, "cache-job", &synthetic_leads(500, "cache", 10, 0)).await;
+    t.post_accepted("cache-job", &synthetic_leads(500, "cache", 10, 0))
+        .await;
     assert_eq!(t.read_as_ghost("ghost", 4).await.len(), 4);
     t.drain_all().await;
     let key = t.key("import:job:cache-job");
@@ -423,7 +283,6 @@ async fn the_status_cache_expiring_mid_job_changes_nothing() {
 /// invocations and during one. Invocations may fail; later ones finish the work exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_and_postgres_restarts_mid_import() {
-    let _shared = FAILPOINTS.read().await;
     let servers = PrivateServers::start(true);
     let mut t = spawn_app_on(
         &servers.redis_url,
@@ -440,12 +299,8 @@ async fn redis_and_postgres_restarts_mid_import() {
     // entry per round and 50 ms between rounds make the import last several seconds.
     let jobs = ["restart-0", "restart-1", "restart-2"];
     for (j, id) in jobs.iter().enumerate() {
-        post(
-            &t,
-            id,
-            &synthetic_leads(2_000, &format!("restart{j}"), 50, 0),
-        )
-        .await;
+        t.post_accepted(id, &synthetic_leads(2_000, &format!("restart{j}"), 50, 0))
+            .await;
     }
     let stored = |t: &TestApp| {
         let db = t.db.clone();
@@ -494,7 +349,9 @@ async fn redis_and_postgres_restarts_mid_import() {
     failures += u32::from(running.await.unwrap());
 
     t.reconnect_redis().await;
-    failures += t.drain_until_done(&drain).await;
+    failures += drain_until_done(&drain, Failures::RetryUntilNothingPending)
+        .await
+        .failed_invocations;
     eprintln!("failed invocations: {failures}");
     for id in jobs {
         let doc = t.assert_job_accounted(id, 2_000).await;
@@ -508,9 +365,9 @@ async fn redis_and_postgres_restarts_mid_import() {
 /// that died) is never trimmed, and is processed once it is reclaimed.
 #[tokio::test]
 async fn the_stream_is_trimmed_but_never_past_a_pending_entry() {
-    let _shared = FAILPOINTS.read().await;
     let t = spawn_app().await;
-    post(&t, "trim-a", &synthetic_leads(500, "trima", 0, 0)).await; // 10 entries
+    t.post_accepted("trim-a", &synthetic_leads(500, "trima", 0, 0))
+        .await; // 10 entries
     t.drain_all().await;
     assert!(
         t.xlen().await <= 1,
@@ -518,9 +375,11 @@ async fn the_stream_is_trimmed_but_never_past_a_pending_entry() {
         t.xlen().await
     );
 
-    post(&t, "trim-b", &synthetic_leads(500, "trimb", 0, 0)).await;
+    t.post_accepted("trim-b", &synthetic_leads(500, "trimb", 0, 0))
+        .await;
     let held = t.read_as_ghost("ghost", 1).await;
-    post(&t, "trim-c", &synthetic_leads(500, "trimc", 0, 0)).await;
+    t.post_accepted("trim-c", &synthetic_leads(500, "trimc", 0, 0))
+        .await;
     let report = t.drain_all().await;
     assert_eq!(report.entries, 19);
     assert_eq!(t.pending_count().await, 1);
@@ -563,40 +422,20 @@ async fn the_stream_is_trimmed_but_never_past_a_pending_entry() {
     assert_eq!(emails.len(), 1_500);
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The drain warns at start when Redis may evict keys (and stays quiet under noeviction).
 #[tokio::test]
 async fn an_evicting_redis_is_reported_at_start() {
-    let _shared = FAILPOINTS.read().await;
     let redis = shared::local_servers::RedisServer::start().unwrap();
-    let app = support::app_for(
+    let app = app_for(
         &redis.url(),
         "postgres://nobody@127.0.0.1:1/none",
         "ev:",
         &[],
     );
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_logs();
 
     app.drain().check_redis_eviction_policy().await;
-    assert!(!String::from_utf8_lossy(&logs.0.lock().unwrap()).contains("WARN"));
+    assert!(!logs.text().contains("WARN"));
 
     let mut c = redis::Client::open(redis.url())
         .unwrap()
@@ -611,7 +450,7 @@ async fn an_evicting_redis_is_reported_at_start() {
         .await
         .unwrap();
     app.drain().check_redis_eviction_policy().await;
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = logs.text();
     assert!(
         text.contains("WARN") && text.contains("allkeys-lru") && text.contains("noeviction"),
         "{text}"

@@ -3,25 +3,20 @@
 //! (The token itself is checked byte for byte against botocore in `db_auth`'s unit tests; the
 //! test servers trust any password, so this proves the wiring, not the token.)
 
-mod support;
-
+use crate::support::app::{TestApp, spawn_app};
 use serde_json::json;
 use shared::app::{App, StartupError};
 use std::collections::HashMap;
-use support::spawn_app;
 
-fn iam_vars(t: &support::TestApp) -> HashMap<&'static str, String> {
-    HashMap::from([
-        ("REDIS_URL", t.redis_url.clone()),
-        ("DATABASE_URL", t.database_url.clone()),
-        ("REDIS_KEY_PREFIX", t.prefix.clone()),
-        ("BLOCK_TIMEOUT", "0".to_owned()),
-        ("DATABASE_AUTH", "iam".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE".to_owned()),
+/// The test app's environment, with IAM database auth and an access key.
+fn iam_vars(t: &TestApp) -> HashMap<String, String> {
+    t.env(&[
+        ("DATABASE_AUTH", "iam"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
         (
             "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_owned(),
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
         ),
     ])
 }
@@ -69,7 +64,7 @@ async fn iam_auth_without_credentials_fails_at_cold_start_with_a_clear_reason() 
 async fn an_unknown_mode_is_refused() {
     let t = spawn_app().await;
     let mut vars = iam_vars(&t);
-    vars.insert("DATABASE_AUTH", "kerberos".to_owned());
+    vars.insert("DATABASE_AUTH".into(), "kerberos".into());
     let Err(err) = App::from_lookup(|k| vars.get(k).cloned()).await else {
         panic!("unknown mode accepted")
     };

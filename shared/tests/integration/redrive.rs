@@ -1,10 +1,9 @@
 //! Dead letters can be re-driven once their cause is gone: the chunk is stored like a new one,
 //! the job goes from `failed` to `completed`, and nothing is stored or counted twice.
 
-mod support;
-
+use crate::support::app::spawn_app_with;
+use crate::support::leads::synthetic_leads;
 use serde_json::json;
-use support::{spawn_app_with, synthetic_leads};
 
 #[tokio::test]
 async fn a_dead_lettered_chunk_is_redriven_to_completion() {

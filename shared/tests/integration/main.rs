@@ -1,0 +1,23 @@
+//! The integration tests: one binary, so one private Redis and one Postgres cluster serve every
+//! test (each test has its own database and Redis key prefix, and runs in parallel with the
+//! others). A test that would disturb its neighbours (restarting or pausing a server, counting
+//! its blocked clients, killing its connections) starts a private server of its own.
+//!
+//! The fault-injection tests that configure failpoints are a binary of their own
+//! (`tests/failpoints`): the `fail` registry is process-wide, so a failpoint configured here
+//! would fire in every test's drain.
+
+mod support;
+
+mod api;
+mod contract;
+mod database_auth;
+mod database_refusal;
+mod faults;
+mod identity;
+mod limits;
+mod logs;
+mod pipeline;
+mod redrive;
+mod tls;
+mod transient_faults;

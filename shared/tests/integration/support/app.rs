@@ -1,0 +1,121 @@
+//! A fresh app per test: its own database and Redis key prefix, on the shared servers or on
+//! servers the test started itself.
+
+use super::servers::servers;
+use shared::app::App;
+use shared::config::Config;
+use shared::local_servers::create_database;
+use sqlx::PgPool;
+use std::collections::HashMap;
+
+pub struct TestApp {
+    pub app: App,
+    pub db: PgPool,
+    pub redis: redis::aio::MultiplexedConnection,
+    pub database_url: String,
+    pub redis_url: String,
+    pub prefix: String,
+}
+
+/// A fresh database and key prefix, migrations applied, with the documented defaults unless
+/// `overrides` (environment-style pairs) says otherwise.
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    let urls = servers();
+    spawn_app_on(&urls.redis, &urls.postgres_admin, overrides).await
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Like [`spawn_app_with`], on servers the test started itself (a private Redis and Postgres
+/// it may restart): `postgres_admin` is a URL of the cluster's `postgres` database.
+pub async fn spawn_app_on(
+    redis_url: &str,
+    postgres_admin: &str,
+    overrides: &[(&str, &str)],
+) -> TestApp {
+    let name = format!("t{}", uuid::Uuid::new_v4().simple());
+    create_database(postgres_admin, &name)
+        .await
+        .expect("create test database");
+    // The same URL (query included: sslmode, sslrootcert) naming the new database.
+    let (server, query) = postgres_admin
+        .split_once('?')
+        .map_or((postgres_admin, None), |(s, q)| (s, Some(q)));
+    let database_url = format!(
+        "{}/{name}{}",
+        server.rsplit_once('/').unwrap().0,
+        query.map(|q| format!("?{q}")).unwrap_or_default()
+    );
+    let prefix = format!("{name}:");
+    let app = app_for(redis_url, &database_url, &prefix, overrides);
+    app.store.migrate().await.expect("migrations");
+    let redis = redis::Client::open(redis_url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    TestApp {
+        db: app.store.pool().clone(),
+        app,
+        redis,
+        database_url,
+        redis_url: redis_url.to_owned(),
+        prefix,
+    }
+}
+
+/// An app on the given servers and key prefix, with the test defaults plus `overrides`.
+pub fn app_for(
+    redis_url: &str,
+    database_url: &str,
+    prefix: &str,
+    overrides: &[(&str, &str)],
+) -> App {
+    let vars = test_env(redis_url, database_url, prefix, overrides);
+    App::new(Config::from_lookup(|k| vars.get(k).cloned()).expect("test config")).expect("app")
+}
+
+/// The environment of a test app: its servers and key prefix, no blocking read (a drain that
+/// finds nothing returns at once), then `overrides`.
+fn test_env(
+    redis_url: &str,
+    database_url: &str,
+    prefix: &str,
+    overrides: &[(&str, &str)],
+) -> HashMap<String, String> {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("REDIS_URL".into(), redis_url.to_owned()),
+        ("DATABASE_URL".into(), database_url.to_owned()),
+        ("REDIS_KEY_PREFIX".into(), prefix.to_owned()),
+        ("BLOCK_TIMEOUT".into(), "0".into()),
+    ]);
+    for (k, v) in overrides {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    vars
+}
+
+impl TestApp {
+    /// The environment this app was configured from, with `overrides`: for building an App
+    /// another way (`App::from_lookup`).
+    pub fn env(&self, overrides: &[(&str, &str)]) -> HashMap<String, String> {
+        test_env(&self.redis_url, &self.database_url, &self.prefix, overrides)
+    }
+
+    /// Another execution environment on the same database and stream (say, a second drain
+    /// with its own `CONSUMER_NAME`), configured by `overrides`.
+    pub fn sibling(&self, overrides: &[(&str, &str)]) -> App {
+        app_for(&self.redis_url, &self.database_url, &self.prefix, overrides)
+    }
+
+    /// A fresh connection for the test's own commands (after a Redis restart).
+    pub async fn reconnect_redis(&mut self) {
+        self.redis = redis::Client::open(self.redis_url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+    }
+}

@@ -1,0 +1,95 @@
+//! drain-fn's handler, invoked as Lambda would.
+
+use super::app::TestApp;
+use serde_json::Value;
+use shared::drain::DrainReport;
+use shared::lambda::DrainFunction;
+use std::time::Duration;
+
+impl TestApp {
+    pub async fn drain_function(&self) -> DrainFunction {
+        DrainFunction::new(self.app.clone()).await
+    }
+
+    /// One drain-fn invocation (a cold start) that may fail (a fault was injected).
+    pub async fn try_drain_once(&self) -> Result<DrainReport, lambda_runtime::Error> {
+        self.drain_function()
+            .await
+            .handle(scheduled_event(30_000))
+            .await
+    }
+
+    /// One drain-fn invocation (a cold start), which must succeed.
+    pub async fn drain_once(&self) -> DrainReport {
+        self.try_drain_once().await.expect("drain invocation")
+    }
+
+    /// Invokes drain-fn until it has nothing new to take (see [`drain_until_done`]); any
+    /// failed invocation fails the test.
+    pub async fn drain_all(&self) -> DrainReport {
+        drain_until_done(&self.drain_function().await, Failures::FailTheTest)
+            .await
+            .report
+    }
+}
+
+/// How [`drain_until_done`] treats a failed invocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Failures {
+    /// Nothing was meant to fail: the test fails.
+    FailTheTest,
+    /// A server is down or restarting: the failure is counted and the invocation retried
+    /// after a pause. Since a failed invocation leaves its entries pending, the drain is done
+    /// only once nothing is left pending either.
+    RetryUntilNothingPending,
+}
+
+/// The invocations of [`drain_until_done`] added up.
+pub struct Drained {
+    /// The sum of the counts of the invocations that succeeded.
+    pub report: DrainReport,
+    pub failed_invocations: u32,
+}
+
+/// Invokes `drain` (one warm function, as Lambda reuses it) until an invocation succeeds
+/// without taking an entry. Entries held by a consumer that died stay pending until they
+/// have idled `CLAIM_IDLE_MS`; with [`Failures::RetryUntilNothingPending`] the drain goes on
+/// until none is left.
+pub async fn drain_until_done(drain: &DrainFunction, failures: Failures) -> Drained {
+    let mut drained = Drained {
+        report: DrainReport::default(),
+        failed_invocations: 0,
+    };
+    for _ in 0..200 {
+        match drain.handle(scheduled_event(30_000)).await {
+            Ok(r) => {
+                // The counts that add up across invocations (the library's DrainReport::add,
+                // private to it, adds the same ones across batches).
+                let total = &mut drained.report;
+                total.entries += r.entries;
+                total.leads_stored += r.leads_stored;
+                total.leads_failed += r.leads_failed;
+                total.dead_lettered += r.dead_lettered;
+                total.deleted_while_pending += r.deleted_while_pending;
+                let pending_left =
+                    failures == Failures::RetryUntilNothingPending && r.oldest_pending_age_ms > 0;
+                if r.entries == 0 && !pending_left {
+                    return drained;
+                }
+            }
+            Err(e) if failures == Failures::FailTheTest => panic!("drain invocation: {e:?}"),
+            Err(_) => {
+                drained.failed_invocations += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    panic!("the drain did not finish in 200 invocations");
+}
+
+/// The sample EventBridge event from `events/`, with an invocation deadline `ms` from now.
+pub fn scheduled_event(
+    ms: u64,
+) -> lambda_runtime::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<Value>> {
+    shared::lambda::scheduled_invocation(Duration::from_millis(ms), String::new())
+}

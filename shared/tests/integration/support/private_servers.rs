@@ -1,0 +1,89 @@
+//! Servers of a test's own, for the tests that stop, restart, pause or count the clients of
+//! their servers: on the shared ones that would disturb the tests beside them.
+
+use super::app::{TestApp, spawn_app_on};
+use super::servers::servers;
+use shared::local_servers::{PostgresServer, RedisServer};
+
+/// Like [`spawn_app_with`](super::app::spawn_app_with), on a Redis server of the test's own
+/// (its database is still on the shared Postgres cluster). The server stops when dropped.
+pub async fn spawn_app_with_own_redis(overrides: &[(&str, &str)]) -> (RedisServer, TestApp) {
+    let redis = RedisServer::start().expect("start a redis-server of the test's own");
+    let t = spawn_app_on(&redis.url(), &servers().postgres_admin, overrides).await;
+    (redis, t)
+}
+
+enum ServerCommand {
+    RestartRedis,
+    RestartPostgres,
+}
+
+/// A private Redis (AOF on) and Postgres for one test, owned by a thread that lives as long
+/// as this handle (the servers die with the thread that started them), which restarts them
+/// on request while the test's drains keep running.
+pub struct PrivateServers {
+    pub redis_url: String,
+    pub postgres_admin: String,
+    commands: Option<std::sync::mpsc::Sender<(ServerCommand, tokio::sync::oneshot::Sender<()>)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PrivateServers {
+    /// `durable_postgres`: keep fsync and synchronous commit on, so a SIGKILLed postmaster
+    /// cannot lose a transaction it already reported committed (with `synchronous_commit=off`
+    /// it can, which no real deployment does).
+    pub fn start(durable_postgres: bool) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (commands, inbox) =
+            std::sync::mpsc::channel::<(ServerCommand, tokio::sync::oneshot::Sender<()>)>();
+        let thread = std::thread::spawn(move || {
+            let mut redis = RedisServer::start().expect("start private redis-server");
+            let mut postgres =
+                PostgresServer::start_with(durable_postgres).expect("start private postgres");
+            tx.send((redis.url(), postgres.url("postgres"))).unwrap();
+            for (command, done) in inbox {
+                match command {
+                    ServerCommand::RestartRedis => redis.restart().expect("restart redis"),
+                    ServerCommand::RestartPostgres => postgres.restart().expect("restart postgres"),
+                }
+                let _ = done.send(());
+            }
+        });
+        let (redis_url, postgres_admin) = rx.recv().expect("private servers started");
+        PrivateServers {
+            redis_url,
+            postgres_admin,
+            commands: Some(commands),
+            thread: Some(thread),
+        }
+    }
+
+    async fn send(&self, command: ServerCommand) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.commands
+            .as_ref()
+            .unwrap()
+            .send((command, done))
+            .unwrap();
+        wait.await.expect("server thread alive");
+    }
+
+    /// Kills redis-server with SIGKILL and starts it again on its AOF.
+    pub async fn restart_redis(&self) {
+        self.send(ServerCommand::RestartRedis).await
+    }
+
+    /// Kills the postmaster with SIGKILL and starts it again; Postgres recovers from its WAL.
+    pub async fn restart_postgres(&self) {
+        self.send(ServerCommand::RestartPostgres).await
+    }
+}
+
+impl Drop for PrivateServers {
+    fn drop(&mut self) {
+        self.commands.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
