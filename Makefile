@@ -7,7 +7,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run check test deps lint fmt clippy doc docs unit unit-fast emulator migrate dead-letters redrive
+.PHONY: run check test deps lint fmt clippy doc docs unit unit-fast emulator migrate dead-letters redrive erase-dead-letters
 
 include mk/fuzz.mk
 include mk/bench.mk
@@ -68,6 +68,12 @@ dead-letters:
 ## is fixed; needs REDIS_URL and DATABASE_URL of the deployment.
 redrive:
 	$(CARGO) run -q -p leads-local -- redrive $(ID)
+
+## erase-dead-letters: delete dead letters (all, or ID=<dead letter id>) and the personal data
+## they hold, on $REDIS_URL; their leads stay failed. (They expire after
+## DEAD_LETTER_RETENTION_DAYS anyway.)
+erase-dead-letters:
+	$(CARGO) run -q -p leads-local -- erase-dead-letters $(ID)
 
 ## deps: install redis-server and the PostgreSQL server binaries if they are missing.
 deps:

@@ -4,6 +4,8 @@
 //!
 //! `leads-local migrate` only applies the migrations to $DATABASE_URL and exits (`make migrate`).
 //! `leads-local redrive [DEAD_LETTER_ID]` puts dead letters back on the stream (`make redrive`).
+//! `leads-local erase-dead-letters [DEAD_LETTER_ID]` deletes dead letters and the personal data
+//! they hold; their leads stay failed in their jobs (`make erase-dead-letters`).
 //! `leads-local servers` only starts the private servers, prints their URLs as `KEY=value`
 //! lines, and keeps them until SIGTERM or Ctrl-C (the Lambda emulator test runs the functions
 //! against them).
@@ -20,9 +22,14 @@ async fn main() -> anyhow::Result<()> {
     match command.as_deref() {
         Some("migrate") => return migrate().await,
         Some("redrive") => return redrive(std::env::args().nth(2).as_deref()).await,
+        Some("erase-dead-letters") => {
+            return erase_dead_letters(std::env::args().nth(2).as_deref()).await;
+        }
         Some("servers") | None => {}
         Some(other) => {
-            anyhow::bail!("unknown command {other:?}: use migrate, redrive [ID], servers, or none")
+            anyhow::bail!(
+                "unknown command {other:?}: use migrate, redrive [ID], erase-dead-letters [ID], servers, or none"
+            )
         }
     }
     let servers_only = command.is_some();
@@ -97,6 +104,22 @@ async fn redrive(only: Option<&str>) -> anyhow::Result<()> {
         "re-driven: {}, left for inspection (undecodable): {}",
         report.requeued, report.undecodable
     );
+    Ok(())
+}
+
+/// `leads-local erase-dead-letters [ID]`: on the deployment REDIS_URL names.
+async fn erase_dead_letters(only: Option<&str>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        std::env::var_os("REDIS_URL").is_some(),
+        "set REDIS_URL to the deployment whose dead letters to erase"
+    );
+    let erased = App::from_env()
+        .await?
+        .queue
+        .erase_dead_letters(only)
+        .await
+        .context("erasing dead letters")?;
+    println!("erased: {erased}");
     Ok(())
 }
 

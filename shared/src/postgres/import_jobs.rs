@@ -132,15 +132,16 @@ impl Store {
     }
 
     /// The lead indexes chunk `seq` of a job holds (the plan is known from the job's row even
-    /// when its payload is not); `None` for an unknown job.
+    /// when its payload is not); `None` for an unknown job or a chunk it does not have.
     pub async fn chunk_lead_indexes(
         &self,
         import_id: &ImportId,
         seq: u32,
     ) -> Result<Option<Vec<u32>>, StoreError> {
         let row =
-            sqlx::query("SELECT total, batch_size, rejected FROM import_jobs WHERE import_id = $1")
+            sqlx::query("SELECT total, batch_size, rejected FROM import_jobs WHERE import_id = $1 AND $2 < chunk_count")
                 .bind(import_id.as_str())
+                .bind(seq as i32)
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row.map(|row| lead_indexes(&row, seq)))

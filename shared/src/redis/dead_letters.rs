@@ -102,9 +102,9 @@ impl Queue {
                 del
             }
             None => {
-                let mut del = ::redis::cmd("DEL");
-                del.arg(&self.keys().dead_letters);
-                del
+                let mut trim = ::redis::cmd("XTRIM");
+                trim.arg(&self.keys().dead_letters).arg("MAXLEN").arg(0);
+                trim
             }
         };
         self.redis().query(&erase).await

@@ -1,7 +1,7 @@
 //! The HTTP API of SPEC §3 against real Redis and Postgres, through the routers the Lambdas
 //! serve, and through `lambda_http`'s own adapter with the API Gateway events in `events/`.
 
-use crate::support::app::{TestApp, spawn_app, spawn_app_with};
+use crate::support::app::{TestApp, app_for, spawn_app, spawn_app_with};
 use crate::support::assertions::assert_nothing_left;
 use crate::support::events::{read_event, replay_event};
 use crate::support::leads::synthetic_leads;
@@ -14,7 +14,7 @@ const SEED_BODY: &str = r#"{"importId":"unique-import-id","leads":[{"fullName":"
 async fn seed_example_through_api_gateway_events_end_to_end() {
     let t = spawn_app().await;
     let accepted = replay_event(
-        shared::http::import_router(t.app.clone()),
+        shared::api::import_router(t.app.clone()),
         &read_event("import-seed.json"),
     )
     .await;
@@ -29,7 +29,7 @@ async fn seed_example_through_api_gateway_events_end_to_end() {
     );
 
     let pending = replay_event(
-        shared::http::status_router(t.app.clone()),
+        shared::api::status_router(t.app.clone()),
         &read_event("status.json"),
     )
     .await;
@@ -39,7 +39,7 @@ async fn seed_example_through_api_gateway_events_end_to_end() {
     assert_eq!((report.entries, report.leads_stored), (1, 1));
 
     let done = replay_event(
-        shared::http::status_router(t.app.clone()),
+        shared::api::status_router(t.app.clone()),
         &read_event("status.json"),
     )
     .await;
@@ -191,7 +191,7 @@ async fn bad_requests_get_problem_details_and_queue_nothing() {
         ),
         (
             "application/json",
-            vec![b' '; shared::http::MAX_BODY_BYTES + 1],
+            vec![b' '; shared::api::MAX_BODY_BYTES + 1],
             413,
         ),
         (
@@ -285,16 +285,43 @@ async fn an_email_already_in_the_table_fails_with_the_seed_words() {
 }
 
 #[tokio::test]
-async fn redis_down_answers_503_and_records_nothing_visible() {
-    let t = spawn_app_with(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
+async fn postgres_down_answers_503_and_leaks_nothing() {
+    let t = spawn_app().await;
+    let t = TestApp {
+        app: app_for(
+            &t.redis_url,
+            "postgres://postgres@127.0.0.1:1/gone",
+            &t.prefix,
+            &[],
+        ),
+        ..t
+    };
     let answer = t.post_import(SEED_BODY).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.content_type, "application/problem+json");
     let text = answer.body.to_string();
     assert!(
-        !text.contains("127.0.0.1") && !text.contains("redis://"),
+        !text.contains("127.0.0.1") && !text.contains("postgres://"),
         "no connection detail leaks: {text}"
     );
+    assert_eq!(t.xlen().await, 0, "nothing queued");
+}
+
+#[tokio::test]
+async fn an_import_is_accepted_while_redis_is_unreachable() {
+    let t = spawn_app_with(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
+    let answer = t.post_import(SEED_BODY).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    let (has_payload, queued): (bool, bool) = sqlx::query_as(
+        "SELECT payload IS NOT NULL, queued_at IS NOT NULL FROM import_jobs WHERE import_id = 'unique-import-id'",
+    )
+    .fetch_one(&t.db)
+    .await
+    .unwrap();
+    assert!(has_payload && !queued, "durable in Postgres, queued later");
+    let status = t.get_status("unique-import-id").await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert_eq!(status.body["status"], "pending");
 }
 
 #[tokio::test]
@@ -306,7 +333,7 @@ async fn the_bad_request_events_get_their_problems_and_queue_nothing() {
         ("import-form-encoded.json", 415),
     ] {
         let response = replay_event(
-            shared::http::import_router(t.app.clone()),
+            shared::api::import_router(t.app.clone()),
             &read_event(event),
         )
         .await;
@@ -315,7 +342,7 @@ async fn the_bad_request_events_get_their_problems_and_queue_nothing() {
         assert_eq!(response.body["status"], status, "{event}");
     }
     let response = replay_event(
-        shared::http::status_router(t.app.clone()),
+        shared::api::status_router(t.app.clone()),
         &read_event("status-bad-id.json"),
     )
     .await;

@@ -2,7 +2,7 @@
 //! Postgres, are checked against the response the contract documents for their operation and
 //! status code (documented status, documented media type, body valid against its schema).
 
-use crate::support::app::{spawn_app, spawn_app_with};
+use crate::support::app::{TestApp, app_for, spawn_app, spawn_app_with};
 use crate::support::events::{read_event, replay_event};
 use crate::support::leads::synthetic_leads;
 use crate::support::requests::Answer;
@@ -127,7 +127,7 @@ async fn a_real_refusal_behind_an_authorizer_matches_the_contract() {
     let spec = spec();
     let t = spawn_app().await;
     let answer = replay_event(
-        shared::http::import_router(t.app.clone()),
+        shared::api::import_router(t.app.clone()),
         &read_event("import-jwt-other-creator.json"),
     )
     .await;
@@ -198,7 +198,7 @@ async fn real_problems_match_the_contract() {
         ("text/csv", b"fullName,email".to_vec(), 415),
         (
             "application/json",
-            vec![b' '; shared::http::MAX_BODY_BYTES + 1],
+            vec![b' '; shared::api::MAX_BODY_BYTES + 1],
             413,
         ),
     ];
@@ -237,7 +237,17 @@ async fn real_problems_match_the_contract() {
 #[tokio::test]
 async fn unavailable_matches_the_contract() {
     let spec = spec();
-    let t = spawn_app_with(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
+    // Postgres unreachable: nothing can be accepted (Redis alone is not enough).
+    let t = spawn_app().await;
+    let t = TestApp {
+        app: app_for(
+            &t.redis_url,
+            "postgres://postgres@127.0.0.1:1/gone",
+            &t.prefix,
+            &[],
+        ),
+        ..t
+    };
     let answer = t
         .post_import(r#"{"leads":[{"fullName":"A","email":"a@b.co"}],"createdBy":"u"}"#)
         .await;

@@ -14,7 +14,7 @@ use crate::support::leads::synthetic_leads;
 use crate::support::log_capture::capture_logs;
 use crate::support::private_servers::PrivateServers;
 use redis::AsyncCommands;
-use shared::lambda::DrainFunction;
+use shared::aws::lambda::DrainFunction;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,7 +132,7 @@ async fn poison_entries_are_dead_lettered_and_acked() {
                 ("createdBy", "u"),
                 ("leads", "[]"),
             ],
-            "undecodable entry: field importId: ",
+            "undecodable entry: field importId is not a valid import id",
         ),
         (
             &[
@@ -177,12 +177,11 @@ async fn poison_entries_are_dead_lettered_and_acked() {
     assert_eq!(doc["progress"]["successful"], 120);
 }
 
-/// Entries deleted (XDEL) or trimmed (XTRIM) while pending: XAUTOCLAIM reports their ids and
-/// their leads fail with a reason; the job ends `failed`.
+/// Entries deleted (XDEL) or trimmed (XTRIM) while pending: XAUTOCLAIM reports their ids,
+/// and their chunks are queued again from the job's durable payload, so every lead is stored.
 #[tokio::test]
-async fn entries_deleted_while_pending_are_accounted_as_failed() {
+async fn entries_deleted_while_pending_are_queued_again_from_postgres() {
     let t = spawn_app_with(&[("CLAIM_IDLE_MS", "1")]).await;
-    let reason = "The stream entry was deleted from Redis before it was processed";
 
     // 200 leads, every 10th invalid: 180 valid leads in entries of 50, 50, 50, 30.
     t.post_accepted("xdel-job", &synthetic_leads(200, "xdel", 10, 0))
@@ -196,26 +195,62 @@ async fn entries_deleted_while_pending_are_accounted_as_failed() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    t.drain_all().await;
+    let report = t.drain_all().await;
+    assert_eq!(report.leads_stored, 180, "{report:?}");
     let doc = t.assert_job_accounted("xdel-job", 200).await;
-    assert_eq!(doc["status"], "failed", "{doc}");
-    assert_eq!(doc["progress"]["successful"], 130);
-    assert_eq!(doc["progress"]["failed"], 70);
-    let second_chunk: Vec<u32> = valid_indexes(200, 10)[50..100].to_vec();
-    assert_eq!(error_indexes(&doc, "dead_letter"), second_chunk);
-    assert!(
-        doc["progress"]["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["code"] == "dead_letter")
-            .all(|e| e["error"] == reason)
-    );
+    assert_eq!(doc["status"], "completed", "{doc}");
+    assert_eq!(doc["progress"]["successful"], 180);
+    assert_eq!(doc["progress"]["failed"], 20, "the invalid ones");
 
     // A whole job trimmed away while pending.
     t.post_accepted("xtrim-job", &synthetic_leads(100, "xtrim", 0, 0))
         .await;
     assert_eq!(t.read_as_ghost("ghost", 10).await.len(), 2);
+    trim_everything(&t).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let report = t.drain_once().await;
+    assert_eq!(report.deleted_while_pending, 2, "{report:?}");
+    assert_eq!(report.requeued, 2, "{report:?}");
+    t.drain_all().await;
+    let doc = t.assert_job_accounted("xtrim-job", 100).await;
+    assert_eq!(doc["status"], "completed");
+    assert_eq!(doc["progress"]["successful"], 100);
+}
+
+/// A job accepted before payloads were kept (its `payload` is NULL) cannot be queued again:
+/// the leads of its deleted entries fail with a reason, and the job still finishes.
+#[tokio::test]
+async fn deleted_entries_of_a_job_without_payload_fail_with_a_reason() {
+    let t = spawn_app_with(&[("CLAIM_IDLE_MS", "1")]).await;
+    let reason = "The stream entry was deleted from Redis before it was processed";
+    t.post_accepted("legacy-job", &synthetic_leads(100, "legacy", 0, 0))
+        .await;
+    sqlx::query("UPDATE import_jobs SET payload = NULL")
+        .execute(&t.db)
+        .await
+        .unwrap();
+    assert_eq!(t.read_as_ghost("ghost", 10).await.len(), 2);
+    trim_everything(&t).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let report = t.drain_once().await;
+    assert_eq!(report.deleted_while_pending, 2, "{report:?}");
+    let doc = t.assert_job_accounted("legacy-job", 100).await;
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc["progress"]["successful"], 0);
+    assert_eq!(
+        error_indexes(&doc, "dead_letter"),
+        (0..100).collect::<Vec<u32>>()
+    );
+    assert!(
+        doc["progress"]["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["error"] == reason)
+    );
+}
+
+async fn trim_everything(t: &TestApp) {
     let _: i64 = redis::cmd("XTRIM")
         .arg(t.key("lead:imports"))
         .arg("MAXLEN")
@@ -223,16 +258,6 @@ async fn entries_deleted_while_pending_are_accounted_as_failed() {
         .query_async(&mut t.redis.clone())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let report = t.drain_once().await;
-    assert_eq!(report.deleted_while_pending, 2, "{report:?}");
-    let doc = t.assert_job_accounted("xtrim-job", 100).await;
-    assert_eq!(doc["status"], "failed");
-    assert_eq!(doc["progress"]["successful"], 0);
-    assert_eq!(
-        error_indexes(&doc, "dead_letter"),
-        (0..100).collect::<Vec<u32>>()
-    );
 }
 
 /// `import:job:{id}` expiring mid-job: status is rebuilt from Postgres with the same
@@ -425,7 +450,7 @@ async fn the_stream_is_trimmed_but_never_past_a_pending_entry() {
 /// The drain warns at start when Redis may evict keys (and stays quiet under noeviction).
 #[tokio::test]
 async fn an_evicting_redis_is_reported_at_start() {
-    let redis = shared::local_servers::RedisServer::start().unwrap();
+    let redis = local_servers::RedisServer::start().unwrap();
     let app = app_for(
         &redis.url(),
         "postgres://nobody@127.0.0.1:1/none",

@@ -23,8 +23,8 @@ async fn stored_creator(t: &TestApp, import_id: &str) -> Option<String> {
 #[tokio::test]
 async fn the_jwt_subject_is_the_creator_and_only_it_sees_the_job() {
     let t = spawn_app().await;
-    let import = || shared::http::import_router(t.app.clone());
-    let status = || shared::http::status_router(t.app.clone());
+    let import = || shared::api::import_router(t.app.clone());
+    let status = || shared::api::status_router(t.app.clone());
 
     // Before the import, another user's view of the id: an unknown job.
     let unknown = replay_event(status(), &read_event("status-other-user.json")).await;
@@ -82,7 +82,7 @@ async fn the_jwt_subject_is_the_creator_and_only_it_sees_the_job() {
 async fn a_body_naming_another_creator_is_403_and_queues_nothing() {
     let t = spawn_app().await;
     let refused = replay_event(
-        shared::http::import_router(t.app.clone()),
+        shared::api::import_router(t.app.clone()),
         &read_event("import-jwt-other-creator.json"),
     )
     .await;
@@ -100,7 +100,7 @@ async fn a_body_naming_another_creator_is_403_and_queues_nothing() {
     request["createdBy"] = json!(CREATOR);
     set_event_body(&mut event, request.to_string().into_bytes());
     let answer = replay_event(
-        shared::http::import_router(t.app.clone()),
+        shared::api::import_router(t.app.clone()),
         &event.to_string(),
     )
     .await;
@@ -115,7 +115,7 @@ async fn an_iam_caller_is_the_creator() {
     let mut event = event_json("import-jwt.json");
     event["requestContext"]["authorizer"] = iam["requestContext"]["authorizer"].clone();
     let accepted = replay_event(
-        shared::http::import_router(t.app.clone()),
+        shared::api::import_router(t.app.clone()),
         &event.to_string(),
     )
     .await;
@@ -130,13 +130,13 @@ async fn an_iam_caller_is_the_creator() {
         Some("arn:aws:sts::123456789012:assumed-role/crm-importer")
     );
     let by_creator = replay_event(
-        shared::http::status_router(t.app.clone()),
+        shared::api::status_router(t.app.clone()),
         &read_event("status-iam.json"),
     )
     .await;
     assert_eq!(by_creator.status, 200);
     let by_other = replay_event(
-        shared::http::status_router(t.app.clone()),
+        shared::api::status_router(t.app.clone()),
         &read_event("status-jwt.json"),
     )
     .await;
@@ -147,7 +147,7 @@ async fn an_iam_caller_is_the_creator() {
 async fn without_an_authorizer_the_body_is_trusted_and_anyone_reads() {
     let t = spawn_app().await;
     let accepted = replay_event(
-        shared::http::import_router(t.app.clone()),
+        shared::api::import_router(t.app.clone()),
         &read_event("import-seed.json"),
     )
     .await;
@@ -158,7 +158,7 @@ async fn without_an_authorizer_the_body_is_trusted_and_anyone_reads() {
     );
     // The unauthenticated status event reads it; so does the local router.
     let status = replay_event(
-        shared::http::status_router(t.app.clone()),
+        shared::api::status_router(t.app.clone()),
         &read_event("status.json"),
     )
     .await;

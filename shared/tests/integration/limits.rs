@@ -42,14 +42,14 @@ async fn body_over_6_mb_is_413_and_6_mb_is_read() {
     let over = t
         .post_import_as(
             "application/json",
-            vec![b' '; shared::http::MAX_BODY_BYTES + 1],
+            vec![b' '; shared::api::MAX_BODY_BYTES + 1],
         )
         .await;
     assert_problem(&over, 413, "body-too-large");
     assert!(over.body["detail"].as_str().unwrap().contains("6291456"));
     // Exactly 6 MB is read (and judged on its content: whitespace is not JSON).
     let at = t
-        .post_import_as("application/json", vec![b' '; shared::http::MAX_BODY_BYTES])
+        .post_import_as("application/json", vec![b' '; shared::api::MAX_BODY_BYTES])
         .await;
     assert_problem(&at, 400, "invalid-request");
     assert_nothing_left(&t).await;
@@ -125,7 +125,7 @@ async fn deep_json_nesting_is_400_not_a_stack_overflow() {
     let t = spawn_app().await;
     // serde_json alone would refuse 128+ levels in values it builds but skip ignored ones
     // without a limit: the parser bounds every level, known field or not, at MAX_JSON_DEPTH.
-    let max = shared::import_request::MAX_JSON_DEPTH;
+    let max = shared::job::request::MAX_JSON_DEPTH;
     for depth in [max + 1, 129, 100_000] {
         let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
         for body in [
@@ -333,11 +333,11 @@ async fn the_lambda_path_enforces_the_same_limits() {
         let mut event = template.clone();
         event["headers"]["content-type"] = json!(content_type);
         set_event_body(&mut event, body);
-        let router = shared::http::import_router(t.app.clone());
+        let router = shared::api::import_router(t.app.clone());
         async move { replay_event(router, &event.to_string()).await }
     };
     let too_large = replay(
-        vec![b' '; shared::http::MAX_BODY_BYTES + 1],
+        vec![b' '; shared::api::MAX_BODY_BYTES + 1],
         "application/json",
     )
     .await;

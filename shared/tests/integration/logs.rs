@@ -2,7 +2,7 @@
 //! and ids only — no email, phone or name — and no connection string or password appears in a
 //! log line or a response, even when a dependency is down.
 
-use crate::support::app::{spawn_app, spawn_app_with};
+use crate::support::app::{TestApp, app_for, spawn_app, spawn_app_with};
 use crate::support::log_capture::capture_logs;
 use serde_json::json;
 
@@ -73,13 +73,27 @@ async fn an_import_logs_counts_and_ids_but_no_personal_data() {
 #[tokio::test]
 async fn a_dependency_outage_leaks_no_connection_string_or_password() {
     let (logs, _guard) = capture_logs();
+    let body =
+        r#"{"leads":[{"fullName":"Grace Hopper","email":"grace@navy.example"}],"createdBy":"u"}"#;
+    // Redis down: accepted (Postgres holds it), and the failed enqueue is logged.
     let t = spawn_app_with(&[("REDIS_URL", "redis://default:s3cr3t-pw@127.0.0.1:1/0")]).await;
-    let answer = t
-        .post_import(r#"{"leads":[{"fullName":"Grace Hopper","email":"grace@navy.example"}],"createdBy":"u"}"#)
-        .await;
-    assert_eq!(answer.status, 503);
+    let redis_down = t.post_import(body).await;
+    assert_eq!(redis_down.status, 202);
     let status = t.get_status("anything").await;
-    let responses = format!("{} {}", answer.body, status.body);
+    // Postgres down: refused.
+    let pg_down = TestApp {
+        app: app_for(
+            &t.redis_url,
+            "postgres://postgres:pg-s3cr3t@127.0.0.1:1/gone",
+            &t.prefix,
+            &[],
+        ),
+        ..t
+    };
+    let refused = pg_down.post_import(body).await;
+    assert_eq!(refused.status, 503);
+    let t = pg_down;
+    let responses = format!("{} {} {}", redis_down.body, status.body, refused.body);
     let text = logs.text();
     assert!(text.contains("could not"), "the failure is logged:\n{text}");
     for (what, haystack) in [("the logs", &text), ("the responses", &responses)] {
@@ -87,6 +101,7 @@ async fn a_dependency_outage_leaks_no_connection_string_or_password() {
             haystack,
             &[
                 "s3cr3t-pw",
+                "pg-s3cr3t",
                 "redis://",
                 "postgres://",
                 &t.database_url,

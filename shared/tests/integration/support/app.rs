@@ -2,9 +2,9 @@
 //! servers the test started itself.
 
 use super::servers::servers;
+use local_servers::create_database;
 use shared::app::App;
 use shared::config::Config;
-use shared::local_servers::create_database;
 use sqlx::PgPool;
 use std::collections::HashMap;
 

@@ -2,8 +2,8 @@
 
 use super::app::TestApp;
 use serde_json::Value;
+use shared::aws::lambda::DrainFunction;
 use shared::drain::DrainReport;
-use shared::lambda::DrainFunction;
 use std::time::Duration;
 
 impl TestApp {
@@ -91,5 +91,5 @@ pub async fn drain_until_done(drain: &DrainFunction, failures: Failures) -> Drai
 pub fn scheduled_event(
     ms: u64,
 ) -> lambda_runtime::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<Value>> {
-    shared::lambda::scheduled_invocation(Duration::from_millis(ms), String::new())
+    shared::aws::lambda::scheduled_invocation(Duration::from_millis(ms), String::new())
 }

@@ -3,7 +3,7 @@
 
 use super::app::{TestApp, spawn_app_on};
 use super::servers::servers;
-use shared::local_servers::{PostgresServer, RedisServer};
+use local_servers::{PostgresServer, RedisServer};
 
 /// Like [`spawn_app_with`](super::app::spawn_app_with), on a Redis server of the test's own
 /// (its database is still on the shared Postgres cluster). The server stops when dropped.

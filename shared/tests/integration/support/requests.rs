@@ -62,7 +62,7 @@ impl TestApp {
     }
 
     pub async fn call(&self, request: Request<Body>) -> Answer {
-        let response = shared::http::router(self.app.clone())
+        let response = shared::api::router(self.app.clone())
             .oneshot(request)
             .await
             .unwrap();

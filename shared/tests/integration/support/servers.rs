@@ -1,6 +1,6 @@
 //! The Redis server and Postgres cluster every test of the binary shares.
 
-use shared::local_servers::{PostgresServer, RedisServer};
+use local_servers::{PostgresServer, RedisServer};
 use std::sync::{Mutex, OnceLock};
 
 pub struct ServerUrls {
