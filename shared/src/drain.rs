@@ -67,8 +67,10 @@ pub struct DrainReport {
 }
 
 impl DrainReport {
-    /// Adds one batch's counts (trimming and the backlog age are the invocation's own).
-    fn add(&mut self, batch: &DrainReport) {
+    /// Adds the counts of another batch or invocation (trimming, retention and the backlog
+    /// age are each invocation's own and are not added).
+    pub fn add(&mut self, batch: &DrainReport) {
+        self.reconciled.add(&batch.reconciled);
         self.entries += batch.entries;
         self.leads_stored += batch.leads_stored;
         self.leads_failed += batch.leads_failed;

@@ -40,6 +40,16 @@ pub struct ReconcileReport {
     pub jobs_finished: u64,
 }
 
+impl ReconcileReport {
+    pub fn add(&mut self, other: &ReconcileReport) {
+        self.jobs_checked += other.jobs_checked;
+        self.jobs_queued_late += other.jobs_queued_late;
+        self.chunks_requeued += other.chunks_requeued;
+        self.caches_repaired += other.caches_repaired;
+        self.jobs_finished += other.jobs_finished;
+    }
+}
+
 #[derive(Clone)]
 pub struct Reconciler {
     queue: Queue,

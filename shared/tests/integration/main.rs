@@ -13,6 +13,7 @@ mod api;
 mod contract;
 mod database_auth;
 mod database_refusal;
+mod durability;
 mod faults;
 mod identity;
 mod limits;

@@ -5,7 +5,7 @@ use super::app::TestApp;
 use serde_json::Value;
 
 impl TestApp {
-    /// SPEC §6's invariant for one finished job: rows = successful, processed = total,
+    /// The invariant every finished job keeps (docs/guarantees.md): rows = successful, processed = total,
     /// every lead either stored or listed once with a reason, nothing pending.
     pub async fn assert_job_accounted(&self, import_id: &str, total: u64) -> Value {
         let doc = self.get_status(import_id).await.body;

@@ -63,14 +63,7 @@ pub async fn drain_until_done(drain: &DrainFunction, failures: Failures) -> Drai
     for _ in 0..200 {
         match drain.handle(scheduled_event(30_000)).await {
             Ok(r) => {
-                // The counts that add up across invocations (the library's DrainReport::add,
-                // private to it, adds the same ones across batches).
-                let total = &mut drained.report;
-                total.entries += r.entries;
-                total.leads_stored += r.leads_stored;
-                total.leads_failed += r.leads_failed;
-                total.dead_lettered += r.dead_lettered;
-                total.deleted_while_pending += r.deleted_while_pending;
+                drained.report.add(&r);
                 let pending_left =
                     failures == Failures::RetryUntilNothingPending && r.oldest_pending_age_ms > 0;
                 if r.entries == 0 && !pending_left {

@@ -9,13 +9,21 @@ use local_servers::{PostgresServer, RedisServer};
 /// (its database is still on the shared Postgres cluster). The server stops when dropped.
 pub async fn spawn_app_with_own_redis(overrides: &[(&str, &str)]) -> (RedisServer, TestApp) {
     let redis = RedisServer::start().expect("start a redis-server of the test's own");
-    let t = spawn_app_on(&redis.url(), &servers().postgres_admin, overrides).await;
+    let t = spawn_app_on_redis(&redis.url(), overrides).await;
     (redis, t)
+}
+
+/// An app on a Redis the test started itself (a primary with its replica, say) and the shared
+/// Postgres cluster.
+pub async fn spawn_app_on_redis(redis_url: &str, overrides: &[(&str, &str)]) -> TestApp {
+    spawn_app_on(redis_url, &servers().postgres_admin, overrides).await
 }
 
 enum ServerCommand {
     RestartRedis,
     RestartPostgres,
+    StopPostgres,
+    StartPostgres,
 }
 
 /// A private Redis (AOF on) and Postgres for one test, owned by a thread that lives as long
@@ -45,6 +53,10 @@ impl PrivateServers {
                 match command {
                     ServerCommand::RestartRedis => redis.restart().expect("restart redis"),
                     ServerCommand::RestartPostgres => postgres.restart().expect("restart postgres"),
+                    ServerCommand::StopPostgres => postgres.kill(),
+                    ServerCommand::StartPostgres => {
+                        postgres.start_again().expect("start postgres again")
+                    }
                 }
                 let _ = done.send(());
             }
@@ -76,6 +88,16 @@ impl PrivateServers {
     /// Kills the postmaster with SIGKILL and starts it again; Postgres recovers from its WAL.
     pub async fn restart_postgres(&self) {
         self.send(ServerCommand::RestartPostgres).await
+    }
+
+    /// Kills the postmaster with SIGKILL: Postgres stays down until [`Self::start_postgres`].
+    pub async fn stop_postgres(&self) {
+        self.send(ServerCommand::StopPostgres).await
+    }
+
+    /// Starts a stopped Postgres again; it recovers from its WAL.
+    pub async fn start_postgres(&self) {
+        self.send(ServerCommand::StartPostgres).await
     }
 }
 
