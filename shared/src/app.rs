@@ -5,6 +5,7 @@ use crate::aws::db_auth::{
 };
 use crate::config::Config;
 use crate::drain::Drain;
+use crate::drain_starter::{DrainStarter, ImportKicker};
 use crate::import::ImportLimits;
 use crate::postgres::{Store, StoreError};
 use crate::reconcile::Reconciler;
@@ -23,6 +24,9 @@ pub struct App {
     pub store: Store,
     pub queue: Queue,
     pub cache: StatusCache,
+    /// Where new drains are started (see `drain_starter`): off until the function or the
+    /// local run sets it.
+    pub starter: DrainStarter,
     /// With `DATABASE_AUTH=iam`: renews the password (an RDS auth token) before it expires.
     iam: Option<Arc<IamPassword>>,
 }
@@ -120,6 +124,7 @@ impl App {
             store,
             queue,
             cache,
+            starter: DrainStarter::Off,
             iam: iam.map(Arc::new),
         })
     }
@@ -135,6 +140,20 @@ impl App {
                 .set_connect_options(iam.options.clone().password(&token));
         }
         Ok(())
+    }
+
+    /// Starts drains through `DRAIN_FUNCTION_NAME` when it is set (import-fn and drain-fn).
+    pub async fn with_lambda_drain_starter(mut self) -> Self {
+        self.starter = DrainStarter::from_config(&self.config).await;
+        self
+    }
+
+    /// The kick an accepted import sends.
+    pub fn kicker(&self) -> ImportKicker {
+        ImportKicker {
+            starter: self.starter.clone(),
+            queue: self.queue.clone(),
+        }
     }
 
     /// What an import is planned under.

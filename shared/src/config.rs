@@ -138,6 +138,31 @@ pub const VARIABLES: &[Variable] = &[
         "prefix for every key, to share one Redis between deployments (the tests use it); \
          empty keeps the seed's key names",
     ),
+    Variable::new(
+        "DRAIN_FUNCTION_NAME",
+        "",
+        "the drain function import-fn and drain-fn start (Lambda `Invoke`, `InvocationType=Event`) \
+         when work arrives or the backlog grows; empty: only the schedule starts drains. The \
+         endpoint follows the SDK's `AWS_ENDPOINT_URL_LAMBDA`",
+    ),
+    Variable::new(
+        "DRAIN_MAX_CONCURRENCY",
+        "4",
+        "most drains the backlog starts at once (keep it at drain-fn's reserved concurrency, \
+         within the database's connection budget); the local run's limit too",
+    ),
+    Variable::new(
+        "DRAIN_ENTRIES_PER_DRAIN",
+        "200",
+        "backlog (stream entries waiting or pending) one drain is expected to take; more \
+         starts another drain, up to `DRAIN_MAX_CONCURRENCY`",
+    ),
+    Variable::new(
+        "DRAIN_KICK_TIMEOUT_MS",
+        "500",
+        "longest an import waits for Lambda to take its drain kick; past it the schedule picks \
+         the job up",
+    ),
     Variable::new("PORT", "3000", "the local run's port"),
     Variable::new(
         "DRAIN_INTERVAL_MS",
@@ -199,6 +224,14 @@ pub struct Config {
     pub port: u16,
     /// `DRAIN_INTERVAL_MS`.
     pub drain_interval: Duration,
+    /// `DRAIN_FUNCTION_NAME`; `None` when empty.
+    pub drain_function_name: Option<String>,
+    /// `DRAIN_MAX_CONCURRENCY`.
+    pub drain_max_concurrency: u32,
+    /// `DRAIN_ENTRIES_PER_DRAIN`.
+    pub drain_entries_per_drain: u64,
+    /// `DRAIN_KICK_TIMEOUT_MS`.
+    pub drain_kick_timeout: Duration,
     /// `RECONCILE_AFTER_MS`.
     pub reconcile_after: Duration,
     /// `RECONCILE_JOBS`.
@@ -275,6 +308,10 @@ impl Config {
                 value: port.to_string(),
             })?,
             drain_interval: millis("DRAIN_INTERVAL_MS", 1)?,
+            drain_function_name: var("DRAIN_FUNCTION_NAME"),
+            drain_max_concurrency: number("DRAIN_MAX_CONCURRENCY", 1)? as u32,
+            drain_entries_per_drain: number("DRAIN_ENTRIES_PER_DRAIN", 1)?,
+            drain_kick_timeout: millis("DRAIN_KICK_TIMEOUT_MS", 0)?,
             reconcile_after: millis("RECONCILE_AFTER_MS", 0)?,
             reconcile_jobs: number("RECONCILE_JOBS", 1)? as usize,
             dead_letter_retention: Duration::from_secs(

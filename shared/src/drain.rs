@@ -64,13 +64,19 @@ pub struct DrainReport {
     pub oldest_pending_age_ms: u64,
     /// What the reconciliation before the drain did (drain-fn's handler fills it in).
     pub reconciled: ReconcileReport,
+    /// Drains this one started, for the backlog (drain-fn's handler fills it in).
+    pub drains_started: u64,
 }
 
 impl DrainReport {
-    /// Adds the counts of another batch or invocation (trimming, retention and the backlog
-    /// age are each invocation's own and are not added).
+    /// Adds the counts of another batch or invocation (the backlog's age is not a count and
+    /// is left alone).
     pub fn add(&mut self, batch: &DrainReport) {
         self.reconciled.add(&batch.reconciled);
+        self.trimmed += batch.trimmed;
+        self.dead_letters_expired += batch.dead_letters_expired;
+        self.idle_consumers_removed += batch.idle_consumers_removed;
+        self.drains_started += batch.drains_started;
         self.entries += batch.entries;
         self.leads_stored += batch.leads_stored;
         self.leads_failed += batch.leads_failed;

@@ -4,7 +4,8 @@
 //! in Postgres with its valid leads (the durable payload): from that commit on the import is
 //! accepted, whatever happens to Redis. Queueing it (the status document and every entry in
 //! one script) is tried at once and, when Redis cannot take it, done later by the reconciler
-//! (`reconcile`), from the payload. The answer, by what was found:
+//! (`reconcile`), from the payload. Once queued, a drain is kicked (`drain_starter`), so the
+//! leads start moving without waiting for the schedule. The answer, by what was found:
 //!
 //! | recorded before?               | answer                                              |
 //! | ------------------------------ | --------------------------------------------------- |
@@ -19,7 +20,9 @@ use crate::job::caller::{Caller, UnusableIdentity};
 use crate::job::plan::ImportPlan;
 use crate::job::request::{ImportRequest, RequestError};
 use crate::job::status::{JobSnapshot, JobState, JobStatus};
-use crate::ports::{Enqueued, JobInsert, JobQueue, JobRecords, StatusCacheReader, Unavailable};
+use crate::ports::{
+    DrainKicker, Enqueued, JobInsert, JobQueue, JobRecords, StatusCacheReader, Unavailable,
+};
 use crate::status::current_snapshot;
 use time::OffsetDateTime;
 
@@ -58,11 +61,13 @@ pub enum ImportError {
     },
 }
 
-/// Accepts the JSON `body` sent by `caller`.
+/// Accepts the JSON `body` sent by `caller`; once its entries are queued, `kicker` starts a
+/// drain for them.
 pub async fn accept_import(
     records: &impl JobRecords,
     queue: &impl JobQueue,
     cache: &impl StatusCacheReader,
+    kicker: &impl DrainKicker,
     limits: ImportLimits,
     caller: &Caller,
     body: &[u8],
@@ -105,6 +110,9 @@ pub async fn accept_import(
         },
     };
     let queued_now = try_to_queue(records, queue, &plan, &snapshot).await;
+    if queued_now && !plan.chunks.is_empty() {
+        kicker.kick().await;
+    }
     tracing::info!(import_id = %import_id, total = plan.total, rejected = plan.rejected.len(), chunks = plan.chunks.len(), queued_now, "import accepted");
     Ok(ImportAnswer::Accepted {
         import_id,
@@ -167,7 +175,7 @@ fn unavailable(doing: &'static str) -> impl FnOnce(Unavailable) -> ImportError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::fakes::{FakeCache, FakeQueue, FakeRecords};
+    use crate::ports::fakes::{FakeCache, FakeKicker, FakeQueue, FakeRecords};
 
     const LIMITS: ImportLimits = ImportLimits {
         max_leads: 10,
@@ -185,6 +193,7 @@ mod tests {
         records: FakeRecords,
         queue: FakeQueue,
         cache: FakeCache,
+        kicker: FakeKicker,
     }
 
     impl Stores {
@@ -193,6 +202,7 @@ mod tests {
                 records: FakeRecords::default(),
                 queue: FakeQueue::default(),
                 cache: FakeCache::default(),
+                kicker: FakeKicker::default(),
             }
         }
 
@@ -201,6 +211,7 @@ mod tests {
                 &self.records,
                 &self.queue,
                 &self.cache,
+                &self.kicker,
                 LIMITS,
                 &Caller::Unverified,
                 body,
@@ -222,6 +233,7 @@ mod tests {
             }
         ));
         assert_eq!(stores.queue.entries(), 2, "3 leads in chunks of 2");
+        assert_eq!(stores.kicker.kicks(), 1, "a drain is started for them");
         assert_eq!(
             stores.records.queued_ids("j1"),
             Some(vec!["e0".into(), "e1".into()])
@@ -235,6 +247,7 @@ mod tests {
         let answer = stores.import(&body("A")).await.unwrap();
         assert!(matches!(answer, ImportAnswer::AlreadyAccepted(ref s) if s.import_id == "j1"));
         assert_eq!(stores.queue.entries(), 2);
+        assert_eq!(stores.kicker.kicks(), 1, "nothing new to drain");
     }
 
     #[tokio::test]
@@ -261,6 +274,7 @@ mod tests {
             None,
             "recorded, not queued"
         );
+        assert_eq!(stores.kicker.kicks(), 0, "nothing queued to drain");
         stores.queue.fail(false);
         assert!(matches!(
             stores.import(&body("A")).await.unwrap(),

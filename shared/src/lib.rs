@@ -32,6 +32,7 @@ pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod drain;
+pub mod drain_starter;
 pub mod import;
 pub mod job;
 pub mod local_run;

@@ -75,6 +75,12 @@ pub trait JobQueue: Sync {
     ) -> impl Future<Output = Result<Enqueued, Unavailable>> + Send;
 }
 
+/// Starting a drain once a job is queued, so its leads move at once. Never fails: a drain not
+/// started is started by the schedule.
+pub trait DrainKicker: Sync {
+    fn kick(&self) -> impl Future<Output = ()> + Send;
+}
+
 /// The status documents clients poll (Redis): a cache of what Postgres records.
 pub trait StatusCacheReader: Sync {
     /// The cached snapshot, or `None` when the key does not exist (never set, or expired).
@@ -255,6 +261,24 @@ pub(crate) mod fakes {
             Ok(Enqueued::Queued(
                 (0..plan.chunks.len()).map(|i| format!("e{i}")).collect(),
             ))
+        }
+    }
+
+    /// Counts kicks.
+    #[derive(Clone, Default)]
+    pub struct FakeKicker {
+        kicks: Arc<Mutex<u32>>,
+    }
+
+    impl FakeKicker {
+        pub fn kicks(&self) -> u32 {
+            *self.kicks.lock().unwrap()
+        }
+    }
+
+    impl DrainKicker for FakeKicker {
+        async fn kick(&self) {
+            *self.kicks.lock().unwrap() += 1;
         }
     }
 

@@ -1,5 +1,6 @@
-//! drain-fn: runs on an EventBridge schedule and drains the `lead:imports` stream into
-//! Postgres until its deadline (less a margin) or until the stream stays empty.
+//! drain-fn: started by imports, by other drains when the backlog grows, and by an EventBridge
+//! schedule as the backstop; drains the `lead:imports` stream into Postgres until its deadline
+//! (less a margin) or until the stream stays empty.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::aws::lambda::DrainFunction;
@@ -7,7 +8,11 @@ use shared::aws::lambda::DrainFunction;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let function = DrainFunction::new(shared::app::App::from_env().await?).await;
+    let app = shared::app::App::from_env()
+        .await?
+        .with_lambda_drain_starter()
+        .await;
+    let function = DrainFunction::new(app).await;
     let function = &function;
     run(service_fn(move |event: LambdaEvent<_>| {
         function.handle(event)

@@ -106,6 +106,7 @@ async fn import_leads(
         &app.store,
         &app.queue,
         &app.cache,
+        &app.kicker(),
         app.import_limits(),
         &caller,
         &body,

@@ -1,10 +1,11 @@
-//! Glue between the Lambda runtime and the library: the drain's scheduled-event handler.
+//! Glue between the Lambda runtime and the library: drain-fn's handler, for the schedule's
+//! event and for the kicks of imports and other drains.
 //! (The HTTP functions need none: `lambda_http::run` serves the routers of [`crate::api`].)
 
 use crate::app::App;
 use crate::drain::{Drain, DrainReport};
+use crate::drain_starter::{Kick, KickReason, drains_to_start};
 use crate::reconcile::{ReconcileReport, Reconciler};
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::OnceCell;
@@ -31,22 +32,45 @@ impl DrainFunction {
         }
     }
 
+    /// One invocation, started by the schedule or by a [`Kick`] (an import, another drain).
+    ///
     /// Applies pending migrations on the first invocation that reaches Postgres (retried by
-    /// later invocations if the database was down), reconciles Redis with Postgres (bounded;
-    /// see `reconcile`), then drains until the invocation's deadline less
+    /// later invocations if the database was down); registers itself as running and starts
+    /// as many more drains as the backlog needs (`drain_starter`); reconciles Redis with
+    /// Postgres (bounded; see `reconcile`); drains until the invocation's deadline less
     /// `DRAIN_DEADLINE_MARGIN_MS`, so the batch in flight can finish, ack and report before
-    /// Lambda would cut it off. Logs one line with what it did (the template's metrics).
+    /// Lambda would cut it off, or until no entry comes; when its deadline stopped it with
+    /// work left, starts its successors. Logs one line with what it did (the template's
+    /// metrics).
     pub async fn handle(
         &self,
-        event: LambdaEvent<EventBridgeEvent<serde_json::Value>>,
+        event: LambdaEvent<serde_json::Value>,
     ) -> Result<DrainReport, lambda_runtime::Error> {
+        let kick = serde_json::from_value::<Kick>(event.payload.clone()).ok();
+        let generation = kick.map_or(0, |kick| kick.generation);
         let now_ms = epoch_ms();
         let time_left = time_left(event.context.deadline, now_ms)
             .saturating_sub(self.app.config.drain_deadline_margin);
         let deadline = Instant::now() + time_left;
+        let registration = format!(
+            "{}/{}",
+            self.app.config.consumer_name, event.context.request_id
+        );
         self.migrated
             .get_or_try_init(|| self.app.store.migrate())
             .await?;
+        let queue = &self.app.queue;
+        let until_ms = now_ms + time_left.as_millis() as u64;
+        let running = queue
+            .register_drain(&registration, until_ms, kick.is_some())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not register the drain");
+                1
+            });
+        let mut started = self
+            .start_more(generation, running, KickReason::FanOut)
+            .await;
         let reconciled = match self.reconciler.run_once().await {
             Ok(report) => report,
             // The drain may still work (and a later invocation reconciles).
@@ -55,19 +79,47 @@ impl DrainFunction {
                 ReconcileReport::default()
             }
         };
-        let report = match self.drain.run_until(deadline).await {
-            Ok(report) => DrainReport {
-                reconciled,
-                ..report
-            },
-            // Nothing unacked is lost: a later invocation claims it after CLAIM_IDLE_MS.
-            Err(e) => {
-                tracing::error!(request_id = %event.context.request_id, error = %e, "drain failed; its entries stay pending");
-                return Err(e.into());
-            }
+        let mut report = DrainReport {
+            reconciled,
+            ..DrainReport::default()
         };
+        loop {
+            match self.drain.run_until(deadline).await {
+                Ok(run) => {
+                    report.oldest_pending_age_ms = run.oldest_pending_age_ms;
+                    report.add(&run);
+                }
+                // Nothing unacked is lost: a later invocation claims it after CLAIM_IDLE_MS.
+                Err(e) => {
+                    let _ = queue.unregister_drain(&registration).await;
+                    tracing::error!(request_id = %event.context.request_id, error = %e, "drain failed; its entries stay pending");
+                    return Err(e.into());
+                }
+            }
+            let _ = queue.unregister_drain(&registration).await;
+            if Instant::now() >= deadline {
+                // Stopped by the deadline: whatever is left needs successors.
+                let others = queue.drains_with_time_left(0).await.unwrap_or(0);
+                started += self
+                    .start_more(generation, others, KickReason::Continuation)
+                    .await;
+                break;
+            }
+            // Stopped because no entry came. An import that saw this drain registered did not
+            // start another: look once more now that it has left.
+            match queue.backlog().await {
+                Ok(backlog) if backlog.waiting > 0 => {
+                    let _ = queue.register_drain(&registration, until_ms, false).await;
+                }
+                _ => break,
+            }
+        }
+        report.drains_started = u64::from(started);
         tracing::info!(
             request_id = %event.context.request_id,
+            generation,
+            running,
+            drains_started = report.drains_started,
             entries = report.entries,
             leads_stored = report.leads_stored,
             leads_failed = report.leads_failed,
@@ -87,6 +139,31 @@ impl DrainFunction {
         );
         Ok(report)
     }
+
+    /// Starts the drains the backlog needs beside `running` ones; returns how many.
+    async fn start_more(&self, generation: u32, running: u64, reason: KickReason) -> u32 {
+        let config = &self.app.config;
+        let backlog = match self.app.queue.backlog().await {
+            Ok(backlog) => backlog,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the backlog; starting no drain");
+                return 0;
+            }
+        };
+        let count = drains_to_start(
+            backlog.entries(),
+            running,
+            config.drain_max_concurrency,
+            config.drain_entries_per_drain,
+            generation,
+        );
+        let kick = Kick {
+            reason,
+            generation: generation + 1,
+        };
+        self.app.starter.start(&self.app.queue, count, kick).await;
+        count
+    }
 }
 
 /// The event drain-fn's schedule sends (`events/drain-scheduled.json`), with a deadline
@@ -95,7 +172,7 @@ impl DrainFunction {
 pub fn scheduled_invocation(
     timeout: Duration,
     request_id: String,
-) -> LambdaEvent<EventBridgeEvent<serde_json::Value>> {
+) -> LambdaEvent<serde_json::Value> {
     let event = serde_json::from_str(include_str!("../../../events/drain-scheduled.json"))
         .expect("events/drain-scheduled.json is an EventBridge event (unit-tested)");
     let mut context = lambda_runtime::Context::default();
@@ -142,7 +219,7 @@ mod tests {
     #[test]
     fn the_scheduled_invocation_carries_the_sample_event_and_a_deadline_from_now() {
         let invocation = scheduled_invocation(Duration::from_secs(60), "r-1".into());
-        assert_eq!(invocation.payload.detail_type, "Scheduled Event");
+        assert_eq!(invocation.payload["detail-type"], "Scheduled Event");
         assert_eq!(invocation.context.request_id, "r-1");
         let left = time_left(invocation.context.deadline, epoch_ms());
         assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(50));

@@ -7,6 +7,11 @@ pub struct Keys {
     pub stream: String,
     pub group: String,
     pub dead_letters: String,
+    /// `lead:drains`: the drains running now, scored by their deadline (epoch ms).
+    pub drains: String,
+    /// `lead:drains:starting`: drains asked to start that have not yet, scored by when the
+    /// ask expires (epoch ms).
+    pub drains_starting: String,
     job_prefix: String,
 }
 
@@ -16,6 +21,8 @@ impl Keys {
             stream: format!("{prefix}lead:imports"),
             group: "lead-import-processors".to_owned(),
             dead_letters: format!("{prefix}lead:imports:dead"),
+            drains: format!("{prefix}lead:drains"),
+            drains_starting: format!("{prefix}lead:drains:starting"),
             job_prefix: format!("{prefix}import:job:"),
         }
     }

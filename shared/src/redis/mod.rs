@@ -6,6 +6,7 @@
 
 pub(crate) mod connection;
 pub mod dead_letters;
+pub mod drains;
 pub mod entry;
 pub mod housekeeping;
 pub mod keys;

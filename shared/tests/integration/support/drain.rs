@@ -81,8 +81,6 @@ pub async fn drain_until_done(drain: &DrainFunction, failures: Failures) -> Drai
 }
 
 /// The sample EventBridge event from `events/`, with an invocation deadline `ms` from now.
-pub fn scheduled_event(
-    ms: u64,
-) -> lambda_runtime::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<Value>> {
+pub fn scheduled_event(ms: u64) -> lambda_runtime::LambdaEvent<Value> {
     shared::aws::lambda::scheduled_invocation(Duration::from_millis(ms), String::new())
 }
