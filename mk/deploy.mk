@@ -63,13 +63,21 @@ lint-template: tools
 	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) $(DEPLOY_LINT_REGION) sam validate --lint --template template.yaml
 	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) cfn-lint template.yaml
 
+# Authorizer=NONE (only ever chosen explicitly: the template's default is IAM) leaves the API open
+# to anyone: said before the deploy and again after it (a guided deploy may have just chosen it).
+WARN_OPEN_API = if grep -Eq '^[^\#]*"Authorizer=NONE"' samconfig.toml; then \
+	  printf '\n*** WARNING: Authorizer=NONE: the API is OPEN to anyone who learns its URL; the body'"'"'s\n*** createdBy is trusted and any job'"'"'s status is readable by anyone. See docs/deploy.md,\n*** "Who may call the API". Use IAM (the default) or JWT beyond a private trial.\n\n' >&2; \
+	fi
+
 # Checks the template first (a route drifting from openapi.yaml would deploy without its
 # authorizer). Guided (interactive: asks for each parameter and saves them to samconfig.toml) when
 # GUIDED=1 or while samconfig.toml still holds the REPLACE_ME placeholders.
 deploy: tools lint-template
+	@cd $(DEPLOY_ROOT) && $(WARN_OPEN_API)
 	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) sam build
 	@cd $(DEPLOY_ROOT) && if [ -n "$(GUIDED)" ] || grep -q REPLACE_ME samconfig.toml; then \
 	  echo "sam deploy --guided"; $(DEPLOY_ENV) sam deploy --guided; \
 	else \
 	  echo "sam deploy"; $(DEPLOY_ENV) sam deploy; \
 	fi
+	@cd $(DEPLOY_ROOT) && $(WARN_OPEN_API)
