@@ -7,7 +7,6 @@ use crate::reconcile::{ReconcileReport, Reconciler};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 /// drain-fn as the runtime sees it: built once per execution environment, called per event.
@@ -15,7 +14,6 @@ pub struct DrainFunction {
     app: App,
     drain: Drain,
     reconciler: Reconciler,
-    migrated: OnceCell<()>,
 }
 
 impl DrainFunction {
@@ -27,15 +25,14 @@ impl DrainFunction {
             reconciler: app.reconciler(),
             app,
             drain,
-            migrated: OnceCell::new(),
         }
     }
 
-    /// Applies pending migrations on the first invocation that reaches Postgres (retried by
-    /// later invocations if the database was down), reconciles Redis with Postgres (bounded;
-    /// see `reconcile`), then drains until the invocation's deadline less
-    /// `DRAIN_DEADLINE_MARGIN_MS`, so the batch in flight can finish, ack and report before
-    /// Lambda would cut it off. Logs one line with what it did (the template's metrics).
+    /// Reconciles Redis with Postgres (bounded; see `reconcile`), then drains until the
+    /// invocation's deadline less `DRAIN_DEADLINE_MARGIN_MS`, so the batch in flight can
+    /// finish, ack and report before Lambda would cut it off. Logs one line with what it did
+    /// (the template's metrics). It never migrates: its database role may not (the deploy
+    /// runbook's `make migrate` does, as the tables' owner).
     pub async fn handle(
         &self,
         event: LambdaEvent<EventBridgeEvent<serde_json::Value>>,
@@ -44,9 +41,6 @@ impl DrainFunction {
         let time_left = time_left(event.context.deadline, now_ms)
             .saturating_sub(self.app.config.drain_deadline_margin);
         let deadline = Instant::now() + time_left;
-        self.migrated
-            .get_or_try_init(|| self.app.store.migrate())
-            .await?;
         let reconciled = match self.reconciler.run_once().await {
             Ok(report) => report,
             // The drain may still work (and a later invocation reconciles).
