@@ -11,6 +11,7 @@ mod support;
 
 mod api;
 mod contract;
+mod credentials;
 mod database_auth;
 mod database_refusal;
 mod faults;
