@@ -10,7 +10,6 @@
 //! `GetSecretValue` call pointed at a fake Secrets Manager (`AWS_ENDPOINT_URL_SECRETS_MANAGER`).
 
 use crate::support::app::TestApp;
-use crate::support::drain::{Failures, drain_until_done};
 use crate::support::leads::synthetic_leads;
 use crate::support::log_capture::capture_logs;
 use crate::support::password_postgres::spawn_app_checking_passwords;
@@ -58,22 +57,6 @@ async fn assert_refused(t: &TestApp, role: &str, password: &str) {
     );
 }
 
-/// Imports `n` leads as `import_id` and drains them with the warm drain-fn `drain`; every one
-/// is stored and accounted for.
-async fn import_and_drain(
-    t: &TestApp,
-    drain: &shared::aws::lambda::DrainFunction,
-    import_id: &str,
-    n: usize,
-) {
-    t.post_accepted(import_id, &synthetic_leads(n, import_id, 0, 0))
-        .await;
-    let drained = drain_until_done(drain, Failures::FailTheTest).await;
-    assert_eq!(drained.report.leads_stored, n as u64, "{import_id}");
-    let doc = t.assert_job_accounted(import_id, n as u64).await;
-    assert_eq!(doc["status"], "completed");
-}
-
 #[tokio::test]
 async fn a_password_changed_under_a_warm_drain_is_fetched_again_and_the_drain_keeps_storing() {
     let (_postgres, t) = spawn_app_checking_passwords(&[]).await;
@@ -100,7 +83,7 @@ async fn a_password_changed_under_a_warm_drain_is_fetched_again_and_the_drain_ke
     let t = TestApp { app, ..t };
     let drain = t.drain_function().await;
 
-    import_and_drain(&t, &drain, "before-change", 40).await;
+    t.import_and_drain(&drain, "before-change", 40).await;
     assert_eq!(
         fetches.load(Ordering::SeqCst),
         1,
@@ -114,7 +97,7 @@ async fn a_password_changed_under_a_warm_drain_is_fetched_again_and_the_drain_ke
 
     // The same warm drain-fn (and import-fn and status-fn) go on: their next connection is
     // refused, the Store fetches the new password and signs in again.
-    import_and_drain(&t, &drain, "after-change", 40).await;
+    t.import_and_drain(&drain, "after-change", 40).await;
     assert_eq!(
         fetches.load(Ordering::SeqCst),
         2,
@@ -228,7 +211,7 @@ async fn a_rotated_secret_is_read_again_at_once_and_the_drain_keeps_storing() {
     let t = TestApp { app, ..t };
     let drain = t.drain_function().await;
 
-    import_and_drain(&t, &drain, "before-rotation", 40).await;
+    t.import_and_drain(&drain, "before-rotation", 40).await;
     assert_eq!(calls.load(Ordering::SeqCst), 1, "read once, then cached");
 
     // The rotation: the database's password changes, then the secret.
@@ -237,7 +220,7 @@ async fn a_rotated_secret_is_read_again_at_once_and_the_drain_keeps_storing() {
     assert_refused(&t, "importer_secret", "Secret-One").await;
     tokio::time::sleep(AFTER_THE_CHANGE).await;
 
-    import_and_drain(&t, &drain, "after-rotation", 40).await;
+    t.import_and_drain(&drain, "after-rotation", 40).await;
     assert_eq!(
         calls.load(Ordering::SeqCst),
         2,

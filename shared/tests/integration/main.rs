@@ -14,6 +14,7 @@ mod contract;
 mod credentials;
 mod database_auth;
 mod database_refusal;
+mod database_roles;
 mod faults;
 mod identity;
 mod limits;

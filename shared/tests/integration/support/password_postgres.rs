@@ -1,7 +1,7 @@
 //! A Postgres of the test's own that checks passwords (as RDS does), and apps that sign in to
 //! it as a login role of their own through a credential source.
 
-use super::app::{TestApp, spawn_app_on};
+use super::app::{TestApp, spawn_app_on, test_app_on_database};
 use super::servers::servers;
 use local_servers::{PostgresServer, create_login_role};
 use shared::app::App;
@@ -19,6 +19,12 @@ pub async fn spawn_app_checking_passwords(overrides: &[(&str, &str)]) -> (Postgr
     (server, t)
 }
 
+/// A test app on `admin_db_url`, a database of a server of the test's own that exists already
+/// (not migrated here), with the shared Redis.
+pub async fn test_app_on_own_database(admin_db_url: &str) -> TestApp {
+    test_app_on_database(&servers().redis, admin_db_url, &[]).await
+}
+
 impl TestApp {
     /// This test's database as `user`, without a password.
     pub fn database_url_as(&self, user: &str) -> String {
@@ -26,18 +32,18 @@ impl TestApp {
             .replacen("postgres://postgres@", &format!("postgres://{user}@"), 1)
     }
 
-    /// Makes login role `name` with `password`, allowed what the functions are allowed (the
-    /// migrations' runtime role), as an operator would for the functions' database user.
+    /// Makes login role `name` with `password`, a member of the migrations' `leads_runtime`
+    /// (allowed what the functions are allowed), as an operator does for the functions' user.
     pub async fn create_runtime_login(&self, name: &str, password: &str) {
         create_login_role(&self.database_url, name, password)
             .await
             .expect("create a login role");
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {name}"
+            "GRANT leads_runtime TO {name}"
         )))
         .execute(&self.db)
         .await
-        .expect("grant the runtime privileges");
+        .expect("grant the runtime role");
     }
 
     /// An app configured like this one (plus `overrides`) that signs in as `user` with what
