@@ -168,7 +168,7 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+    use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 
     /// An operator logged in through a named profile (as after `aws configure --profile ops`;
     /// `aws sso login` profiles resolve through the same chain): its region and keys sign the
@@ -184,9 +184,9 @@ mod tests {
             "[ops]\naws_access_key_id = AKIDOPERATOR\naws_secret_access_key = operator-secret\n",
         )
         .unwrap();
-        let files = ProfileFiles::builder()
-            .with_file(ProfileFileKind::Config, &config)
-            .with_file(ProfileFileKind::Credentials, &credentials)
+        let files = EnvConfigFiles::builder()
+            .with_file(EnvConfigFileKind::Config, &config)
+            .with_file(EnvConfigFileKind::Credentials, &credentials)
             .build();
         let sdk = aws_sdk_config()
             .profile_files(files)
