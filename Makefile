@@ -54,7 +54,8 @@ unit-fast:
 emulator:
 	bash scripts/lambda-emulator-test.sh
 
-## migrate: apply migrations/ to $DATABASE_URL.
+## migrate: apply migrations/ to $DATABASE_URL, as the tables' owner (docs/deploy.md); with
+## DATABASE_AUTH=iam or secret it signs with your AWS login (environment, SSO, AWS_PROFILE).
 migrate:
 	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL=postgres://user@host:5432/db"; exit 1; }
 	$(CARGO) run -q -p leads-local -- migrate

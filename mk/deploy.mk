@@ -8,6 +8,8 @@
 #   make deploy             sam build && sam deploy (guided while samconfig.toml has placeholders)
 #   make deploy GUIDED=1    always guided: asks for every parameter, saves the answers
 #   make tools              installs cargo-lambda, aws-sam-cli and cfn-lint with pip if missing
+#   make rds-ca             fetches the RDS CA bundle (certs/rds-global-bundle.pem) the functions
+#                           verify the database with (sslmode=verify-full); make deploy runs it
 
 DEPLOY_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))..)
 
@@ -28,7 +30,13 @@ DEPLOY_ENV = PATH="$(DEPLOY_PATH)" SAM_CLI_TELEMETRY=0
 # sam validate needs a region; any will do for validating.
 DEPLOY_LINT_REGION = AWS_DEFAULT_REGION="$${AWS_REGION:-$${AWS_DEFAULT_REGION:-us-east-1}}"
 
-.PHONY: tools build lint-template deploy
+.PHONY: tools build lint-template deploy rds-ca
+
+# The CA bundle of RDS and Aurora, all regions, from AWS's own trust store (not a package
+# registry); shipped to the functions as the RdsCaBundle layer (template.yaml, at /opt). Fetched
+# once: delete the file to fetch it again (AWS adds CAs to it from time to time).
+RDS_CA_URL ?= https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
+RDS_CA_BUNDLE := certs/rds-global-bundle.pem
 
 # command:pip-package pairs; only the missing ones are installed (and PyYAML for
 # scripts/api_routes.py, which the tools' own Python may not share).
@@ -63,13 +71,32 @@ lint-template: tools
 	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) $(DEPLOY_LINT_REGION) sam validate --lint --template template.yaml
 	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) cfn-lint template.yaml
 
+rds-ca:
+	@cd $(DEPLOY_ROOT) && if [ ! -s $(RDS_CA_BUNDLE) ]; then \
+	  echo "fetching $(RDS_CA_URL)"; \
+	  curl --fail --silent --show-error --location --proto '=https' --tlsv1.2 \
+	    -o $(RDS_CA_BUNDLE).tmp "$(RDS_CA_URL)" \
+	  && grep -q -- '-----BEGIN CERTIFICATE-----' $(RDS_CA_BUNDLE).tmp \
+	  && mv $(RDS_CA_BUNDLE).tmp $(RDS_CA_BUNDLE) \
+	  || { rm -f $(RDS_CA_BUNDLE).tmp; echo "could not fetch the RDS CA bundle; put it at $(RDS_CA_BUNDLE)" >&2; exit 1; }; \
+	fi; \
+	echo "$(RDS_CA_BUNDLE): $$(grep -c -- '-----BEGIN CERTIFICATE-----' $(RDS_CA_BUNDLE)) certificates"
+
+# Authorizer=NONE (only ever chosen explicitly: the template's default is IAM) leaves the API open
+# to anyone: said before the deploy and again after it (a guided deploy may have just chosen it).
+WARN_OPEN_API = if grep -Eq '^[^\#]*"Authorizer=NONE"' samconfig.toml; then \
+	  printf '\n*** WARNING: Authorizer=NONE: the API is OPEN to anyone who learns its URL; the body'"'"'s\n*** createdBy is trusted and any job'"'"'s status is readable by anyone. See docs/deploy.md,\n*** "Who may call the API". Use IAM (the default) or JWT beyond a private trial.\n\n' >&2; \
+	fi
+
 # Checks the template first (a route drifting from openapi.yaml would deploy without its
 # authorizer). Guided (interactive: asks for each parameter and saves them to samconfig.toml) when
 # GUIDED=1 or while samconfig.toml still holds the REPLACE_ME placeholders.
-deploy: tools lint-template
+deploy: tools lint-template rds-ca
+	@cd $(DEPLOY_ROOT) && $(WARN_OPEN_API)
 	cd $(DEPLOY_ROOT) && $(DEPLOY_ENV) sam build
 	@cd $(DEPLOY_ROOT) && if [ -n "$(GUIDED)" ] || grep -q REPLACE_ME samconfig.toml; then \
 	  echo "sam deploy --guided"; $(DEPLOY_ENV) sam deploy --guided; \
 	else \
 	  echo "sam deploy"; $(DEPLOY_ENV) sam deploy; \
 	fi
+	@cd $(DEPLOY_ROOT) && $(WARN_OPEN_API)

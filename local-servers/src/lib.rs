@@ -158,15 +158,26 @@ impl PostgresServer {
     /// `durable`: keep Postgres's default fsync and commit settings (the benchmark uses it so
     /// the figures mean what they would on a real server).
     pub fn start_with(durable: bool) -> io::Result<Self> {
-        Self::start_configured(durable, None)
+        Self::start_configured(durable, None, false)
     }
 
     /// A server that accepts TLS (`ssl=on`) with this certificate, as RDS does.
     pub fn start_tls(identity: &TlsIdentity) -> io::Result<Self> {
-        Self::start_configured(false, Some(identity))
+        Self::start_configured(false, Some(identity), false)
     }
 
-    fn start_configured(durable: bool, tls: Option<&TlsIdentity>) -> io::Result<Self> {
+    /// A server that checks passwords, as RDS does: every role except the superuser
+    /// `postgres` (left trusted, to administer it) must sign in with its SCRAM-SHA-256
+    /// password (`scram-sha-256` in `pg_hba.conf`). Make such roles with [`create_login_role`].
+    pub fn start_password_auth() -> io::Result<Self> {
+        Self::start_configured(false, None, true)
+    }
+
+    fn start_configured(
+        durable: bool,
+        tls: Option<&TlsIdentity>,
+        password_auth: bool,
+    ) -> io::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("leads-postgres-")
             .tempdir()?;
@@ -198,6 +209,14 @@ impl PostgresServer {
                 "initdb failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             )));
+        }
+        if password_auth {
+            // First match wins: the superuser stays trusted, everyone else needs a password.
+            let hba = "local all postgres trust\n\
+                       host  all postgres 127.0.0.1/32 trust\n\
+                       local all all scram-sha-256\n\
+                       host  all all 127.0.0.1/32 scram-sha-256\n";
+            std::fs::write(data.join("pg_hba.conf"), hba)?;
         }
         if let Some(identity) = tls {
             // Postgres's defaults: server.crt and server.key in the data directory; it refuses
@@ -433,5 +452,29 @@ pub async fn create_database(admin_url: &str, name: &str) -> Result<(), sqlx::Er
             .execute(&mut conn)
             .await?;
     }
+    Ok(())
+}
+
+/// Creates role `name` that logs in with `password` (stored as a SCRAM-SHA-256 verifier, the
+/// default of `password_encryption`), on the server at `admin_url`; for
+/// [`PostgresServer::start_password_auth`]. `name` is kept to characters that need no quoting.
+pub async fn create_login_role(
+    admin_url: &str,
+    name: &str,
+    password: &str,
+) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    let safe: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    // CREATE ROLE takes no bind parameters: the password goes in as a quoted literal.
+    let literal = password.replace('\'', "''");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE \"{safe}\" LOGIN PASSWORD '{literal}'"
+    )))
+    .execute(&mut conn)
+    .await?;
     Ok(())
 }

@@ -9,10 +9,16 @@
 //! `leads-local servers` only starts the private servers, prints their URLs as `KEY=value`
 //! lines, and keeps them until SIGTERM or Ctrl-C (the Lambda emulator test runs the functions
 //! against them).
+//!
+//! The operator commands (`migrate`, `redrive`, `erase-dead-letters`) honour `DATABASE_AUTH` as
+//! the functions do, but sign the RDS IAM token or the Secrets Manager call with the operator's
+//! AWS login, resolved by `aws-config` (environment, `aws sso login`, profiles, ...), not with a
+//! Lambda role's environment variables.
 
 use anyhow::Context as _;
 use local_servers::{PostgresServer, RedisServer, create_database};
 use shared::app::App;
+use shared::aws::db_auth::{AwsIdentity, DatabaseAuth};
 use shared::config::Config;
 
 #[tokio::main]
@@ -77,13 +83,39 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `leads-local migrate`: the functions' own constructor, so `DATABASE_AUTH` applies too.
+/// The operator commands' App: `Config` and `DATABASE_AUTH` from the environment, signing as
+/// the operator's AWS login ([`aws_sdk_config`]) when the database needs a token or a secret.
+async fn operator_app() -> anyhow::Result<App> {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let identity = match DatabaseAuth::from_lookup(lookup)? {
+        DatabaseAuth::Password => None,
+        _ => Some(
+            AwsIdentity::from_sdk_config(&aws_sdk_config().load().await).context(
+                "no AWS region: set AWS_REGION or AWS_PROFILE (with a region), or run aws configure",
+            )?,
+        ),
+    };
+    Ok(App::from_lookup_signing_as(lookup, identity).await?)
+}
+
+/// aws-config's default chain, with an HTTPS client over rustls and ring (no aws-lc).
+fn aws_sdk_config() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::{Builder, tls};
+    let http = Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
+}
+
+/// `leads-local migrate` (`make migrate`): as the tables' owner, with `DATABASE_AUTH` too.
 async fn migrate() -> anyhow::Result<()> {
     anyhow::ensure!(
         std::env::var_os("DATABASE_URL").is_some(),
         "set DATABASE_URL to the database to migrate"
     );
-    App::from_env()
+    operator_app()
         .await?
         .store
         .migrate()
@@ -99,7 +131,7 @@ async fn redrive(only: Option<&str>) -> anyhow::Result<()> {
         std::env::var_os("REDIS_URL").is_some() && std::env::var_os("DATABASE_URL").is_some(),
         "set REDIS_URL and DATABASE_URL to the deployment whose dead letters to re-drive"
     );
-    let report = shared::redrive::redrive_dead_letters(&App::from_env().await?, only).await?;
+    let report = shared::redrive::redrive_dead_letters(&operator_app().await?, only).await?;
     println!(
         "re-driven: {}, left for inspection (undecodable): {}",
         report.requeued, report.undecodable
@@ -113,7 +145,7 @@ async fn erase_dead_letters(only: Option<&str>) -> anyhow::Result<()> {
         std::env::var_os("REDIS_URL").is_some(),
         "set REDIS_URL to the deployment whose dead letters to erase"
     );
-    let erased = App::from_env()
+    let erased = operator_app()
         .await?
         .queue
         .erase_dead_letters(only)
@@ -131,4 +163,58 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     println!("stopping");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+
+    /// An operator logged in through a named profile (as after `aws configure --profile ops`;
+    /// `aws sso login` profiles resolve through the same chain): its region and keys sign the
+    /// database token.
+    #[tokio::test]
+    async fn the_operators_profile_signs_the_database_token() {
+        let dir = std::env::temp_dir().join(format!("leads-local-profile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (config, credentials) = (dir.join("config"), dir.join("credentials"));
+        std::fs::write(&config, "[profile ops]\nregion = eu-west-1\n").unwrap();
+        std::fs::write(
+            &credentials,
+            "[ops]\naws_access_key_id = AKIDOPERATOR\naws_secret_access_key = operator-secret\n",
+        )
+        .unwrap();
+        let files = EnvConfigFiles::builder()
+            .with_file(EnvConfigFileKind::Config, &config)
+            .with_file(EnvConfigFileKind::Credentials, &credentials)
+            .build();
+        let sdk = aws_sdk_config()
+            .profile_files(files)
+            .profile_name("ops")
+            .load()
+            .await;
+        std::fs::remove_dir_all(&dir).unwrap();
+        let identity = AwsIdentity::from_sdk_config(&sdk).unwrap();
+        // Variables in the environment come first in the chain, as they should.
+        if std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        {
+            assert_eq!(identity.region(), "eu-west-1");
+        }
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            let token = shared::aws::db_auth::IamTokenSource::new(
+                identity,
+                "db.example.com",
+                5432,
+                "leads_migrator",
+            )
+            .token()
+            .await
+            .unwrap();
+            assert!(
+                token.password.contains("X-Amz-Credential=AKIDOPERATOR%2F"),
+                "signed with the profile's key"
+            );
+        }
+    }
 }

@@ -1,13 +1,13 @@
 //! Wiring: the clients every function builds once per execution environment.
 
 use crate::aws::db_auth::{
-    AwsIdentity, DatabaseAuth, DbAuthError, IamTokenSource, read_rds_secret,
+    AwsIdentity, DatabaseAuth, DbAuthError, IamTokenSource, SecretSource, secrets_manager_endpoint,
 };
 use crate::config::Config;
 use crate::drain::Drain;
 use crate::drain_starter::{DrainStarter, ImportKicker};
 use crate::import::ImportLimits;
-use crate::postgres::{Store, StoreError};
+use crate::postgres::{CredentialSource, PoolSettings, Store, StoreError};
 use crate::reconcile::Reconciler;
 use crate::redis::connection::Redis;
 use crate::redis::keys::Keys;
@@ -27,13 +27,6 @@ pub struct App {
     /// Where new drains are started (see `drain_starter`): off until the function or the
     /// local run sets it.
     pub starter: DrainStarter,
-    /// With `DATABASE_AUTH=iam`: renews the password (an RDS auth token) before it expires.
-    iam: Option<Arc<IamPassword>>,
-}
-
-struct IamPassword {
-    source: IamTokenSource,
-    options: PgConnectOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,14 +46,23 @@ impl App {
     /// start never fails because a dependency is down; the first request that needs it
     /// answers 503 instead.
     pub fn new(config: Config) -> Result<Self, StartupError> {
-        let options =
-            PgConnectOptions::from_str(&config.database_url).map_err(|_| StoreError::BadUrl)?;
-        Self::build(config, options, None)
+        Self::build(config, None)
     }
 
-    /// The functions' constructor: `Config` and `DATABASE_AUTH` from the environment. With
-    /// `secret`, the secret is read here, once per cold start; with `iam`, the first token is
-    /// signed here (locally, from the role's credentials) and renewed by [`App::refresh`].
+    /// Like [`App::new`], but every connection signs in with what `credentials` answers at the
+    /// time (see `postgres::sign_in`): how `DATABASE_AUTH=iam` and `secret` work, and how the
+    /// tests rotate a password under a running drain.
+    pub fn with_credentials(
+        config: Config,
+        credentials: Arc<dyn CredentialSource>,
+    ) -> Result<Self, StartupError> {
+        Self::build(config, Some(credentials))
+    }
+
+    /// The functions' constructor: `Config` and `DATABASE_AUTH` from the environment, signing
+    /// (for `iam` and `secret`) with the Lambda environment's region and role credentials.
+    /// Nothing is fetched here: the first connection fetches its credentials, and later ones
+    /// renew them (an IAM token after 10 minutes, the secret after 5 or when refused).
     pub async fn from_env() -> Result<Self, StartupError> {
         Self::from_lookup(|name| std::env::var(name).ok()).await
     }
@@ -69,45 +71,55 @@ impl App {
     pub async fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, StartupError> {
+        Self::from_lookup_signing_as(lookup, None).await
+    }
+
+    /// [`App::from_lookup`], signing the IAM token or the Secrets Manager call as `identity`
+    /// when given (the operator commands load it with `aws-config`: SSO, profiles), else as the
+    /// Lambda environment's role ([`AwsIdentity::from_lookup`]).
+    pub async fn from_lookup_signing_as(
+        lookup: impl Fn(&str) -> Option<String>,
+        identity: Option<AwsIdentity>,
+    ) -> Result<Self, StartupError> {
         let config = Config::from_lookup(&lookup)?;
-        let options =
-            PgConnectOptions::from_str(&config.database_url).map_err(|_| StoreError::BadUrl)?;
-        match DatabaseAuth::from_lookup(&lookup)? {
-            DatabaseAuth::Password => Self::build(config, options, None),
-            DatabaseAuth::Secret { secret_id } => {
-                let secret =
-                    read_rds_secret(&AwsIdentity::from_lookup(&lookup)?, &secret_id).await?;
-                // The host stays DATABASE_URL's: it may be an RDS Proxy in front of the database.
-                let options = options
-                    .username(&secret.username)
-                    .password(&secret.password);
-                Self::build(config, options, None)
-            }
-            DatabaseAuth::Iam => {
-                let identity = AwsIdentity::from_lookup(&lookup)?;
-                let source = IamTokenSource::new(
-                    identity,
-                    options.get_host(),
-                    options.get_port(),
-                    options.get_username(),
-                );
-                let token = source.token().await?;
-                let signed_in = options.clone().password(&token);
-                Self::build(config, signed_in, Some(IamPassword { source, options }))
-            }
+        let auth = DatabaseAuth::from_lookup(&lookup)?;
+        if auth == DatabaseAuth::Password {
+            return Self::new(config);
         }
+        let identity = match identity {
+            Some(identity) => identity,
+            None => AwsIdentity::from_lookup(&lookup)?,
+        };
+        let options = connect_options(&config)?;
+        let source: Arc<dyn CredentialSource> = match auth {
+            DatabaseAuth::Password => unreachable!("handled above"),
+            DatabaseAuth::Secret { secret_id } => {
+                let endpoint = secrets_manager_endpoint(identity.region(), &lookup);
+                Arc::new(SecretSource::new(identity, endpoint, secret_id))
+            }
+            DatabaseAuth::Iam => Arc::new(IamTokenSource::new(
+                identity,
+                options.get_host(),
+                options.get_port(),
+                options.get_username(),
+            )),
+        };
+        Self::with_credentials(config, source)
     }
 
     fn build(
         config: Config,
-        options: PgConnectOptions,
-        iam: Option<IamPassword>,
+        credentials: Option<Arc<dyn CredentialSource>>,
     ) -> Result<Self, StartupError> {
+        let options = connect_options(&config)?;
         // Lambda runs one request at a time per environment; a few connections cover the
         // drain's batches in flight (each holds one for its transaction, plus a status rebuild),
         // and RDS Proxy (or `max_connections`) bounds the rest.
-        let connections = (config.drain_parallel_batches + 2).max(4) as u32;
-        let store = Store::with_options(options, connections);
+        let settings = PoolSettings {
+            max_connections: (config.drain_parallel_batches + 2).max(4) as u32,
+            max_lifetime: config.database_max_lifetime,
+        };
+        let store = Store::new(options, settings, credentials);
         // Both connect lazily (see `Redis::connect_lazy` for the timeouts): one shared by
         // every command, one for the drain's blocking reads.
         let connect = || {
@@ -125,21 +137,7 @@ impl App {
             queue,
             cache,
             starter: DrainStarter::Off,
-            iam: iam.map(Arc::new),
         })
-    }
-
-    /// Called at the start of every invocation: with IAM auth, makes sure connections the pool
-    /// opens from now on use a token with minutes to spare (a token is checked only when a
-    /// connection opens, so open connections outlive it). Does nothing otherwise.
-    pub async fn refresh(&self) -> Result<(), DbAuthError> {
-        if let Some(iam) = &self.iam {
-            let token = iam.source.token().await?;
-            self.store
-                .pool()
-                .set_connect_options(iam.options.clone().password(&token));
-        }
-        Ok(())
     }
 
     /// Starts drains through `DRAIN_FUNCTION_NAME` when it is set (import-fn and drain-fn).
@@ -182,4 +180,8 @@ impl App {
             &self.config,
         )
     }
+}
+
+fn connect_options(config: &Config) -> Result<PgConnectOptions, StoreError> {
+    PgConnectOptions::from_str(&config.database_url).map_err(|_| StoreError::BadUrl)
 }

@@ -64,12 +64,19 @@ pub const VARIABLES: &[Variable] = &[
         "DATABASE_AUTH",
         "password",
         "`password` (in `DATABASE_URL`), `iam` (an RDS IAM token signed from the function's \
-         role, renewed every 10 minutes) or `secret` (Secrets Manager)",
+         role, renewed every 10 minutes) or `secret` (Secrets Manager, read again every 5 \
+         minutes and at once when the database refuses it); checked before any connection opens",
     ),
     Variable::new(
         "DATABASE_SECRET_ARN",
         "",
         "the RDS-format secret for `DATABASE_AUTH=secret`",
+    ),
+    Variable::new(
+        "DATABASE_MAX_LIFETIME_MS",
+        "1800000",
+        "a database connection is closed after this long; its replacement signs in with the \
+         credentials of the moment",
     ),
     Variable::new(
         "MAX_LEADS_PER_IMPORT",
@@ -204,6 +211,8 @@ pub struct Config {
     pub redis_url: String,
     /// `DATABASE_URL`.
     pub database_url: String,
+    /// `DATABASE_MAX_LIFETIME_MS`.
+    pub database_max_lifetime: Duration,
     /// `MAX_LEADS_PER_IMPORT`.
     pub max_leads_per_import: usize,
     /// `MAX_DELIVERIES`.
@@ -294,6 +303,7 @@ impl Config {
             batch_delay: millis("BATCH_DELAY", 0)?,
             redis_url: text("REDIS_URL"),
             database_url: text("DATABASE_URL"),
+            database_max_lifetime: millis("DATABASE_MAX_LIFETIME_MS", 1)?,
             max_leads_per_import: number("MAX_LEADS_PER_IMPORT", 1)? as usize,
             max_deliveries: number("MAX_DELIVERIES", 1)?,
             claim_idle: millis("CLAIM_IDLE_MS", 1)?,

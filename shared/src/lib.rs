@@ -16,7 +16,7 @@
 //!   dead letters back once their cause is fixed. [`ports`] names what the import and status
 //!   use cases need from the stores, so their decision tables are unit-tested without servers.
 //! * Adapters: [`postgres`] is the durable record (one file per table: jobs, chunk outcomes,
-//!   leads); [`redis`] is the stream with its consumer group and dead letters, the status
+//!   leads) and the sign-in that gives every new connection fresh credentials; [`redis`] is the stream with its consumer group and dead letters, the status
 //!   cache, and their Lua scripts; [`api`] is the HTTP edge (axum routers served by
 //!   `lambda_http` and by the local run, the caller's identity, and problem+json, the only
 //!   error shape); [`aws`] is the Lambda glue and the database sign-in on AWS.

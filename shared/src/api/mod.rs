@@ -45,27 +45,9 @@ pub fn router(app: App) -> Router {
 }
 
 fn finish(routes: Router<App>, app: App) -> Router {
-    with_fallbacks(routes)
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            refresh_credentials,
-        ))
-        .with_state(app)
-}
-
-/// With IAM database auth, renews the token before a handler may open a connection.
-async fn refresh_credentials(
-    State(app): State<App>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    match app.refresh().await {
-        Ok(()) => next.run(request).await,
-        Err(e) => {
-            tracing::error!(error = %e, "could not renew the database credentials");
-            Problem::unavailable().into_response()
-        }
-    }
+    // No credential step here: the Store signs every new connection in itself, for the HTTP
+    // functions, the drain and the local commands alike (`postgres::sign_in`).
+    with_fallbacks(routes).with_state(app)
 }
 
 fn import_routes() -> Router<App> {

@@ -1,5 +1,6 @@
 //! RFC 9457 problem details: the only shape an error ever leaves the API in.
 
+use super::identity::NoIdentity;
 use crate::import::ImportError;
 use crate::job::caller::UnusableIdentity;
 use crate::job::request::{InvalidParam, RequestError};
@@ -20,6 +21,9 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<InvalidParam>,
+    /// A `401`'s `WWW-Authenticate` challenge (a header, not part of the body).
+    #[serde(skip)]
+    pub challenge: Option<&'static str>,
 }
 
 impl Problem {
@@ -35,6 +39,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            challenge: None,
         }
     }
 
@@ -65,6 +70,19 @@ impl Problem {
             "Service unavailable",
             "the import service cannot reach its queue or database right now; retry the same request later",
         )
+    }
+
+    /// An authorizer ran but named no identity the service can use (see `api::identity`).
+    pub fn unauthorized(detail: impl Into<String>, challenge: &'static str) -> Self {
+        Problem {
+            challenge: Some(challenge),
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                detail,
+            )
+        }
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
@@ -115,6 +133,12 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(challenge) = self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
@@ -140,6 +164,18 @@ impl From<RequestError> for Problem {
             ),
             e @ RequestError::NotTheCaller => Problem::forbidden(e.to_string()),
         }
+    }
+}
+
+impl From<NoIdentity> for Problem {
+    fn from(e: NoIdentity) -> Self {
+        let challenge = match e {
+            NoIdentity::IamWithoutArn => "AWS4-HMAC-SHA256",
+            NoIdentity::JwtWithoutSubject | NoIdentity::UnknownAuthorizer => {
+                "Bearer error=\"invalid_token\""
+            }
+        };
+        Problem::unauthorized(e.to_string(), challenge)
     }
 }
 
@@ -180,5 +216,38 @@ impl From<StatusError> for Problem {
             e @ StatusError::NotFound(_) => Problem::not_found(e.to_string()),
             StatusError::Unavailable(_) => Problem::unavailable(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_401_names_its_challenge_and_says_no_more_than_why() {
+        for (cause, challenge) in [
+            (
+                NoIdentity::JwtWithoutSubject,
+                "Bearer error=\"invalid_token\"",
+            ),
+            (NoIdentity::IamWithoutArn, "AWS4-HMAC-SHA256"),
+            (
+                NoIdentity::UnknownAuthorizer,
+                "Bearer error=\"invalid_token\"",
+            ),
+        ] {
+            let response = Problem::from(cause).into_response();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            let header = |name| response.headers().get(name).unwrap().to_str().unwrap();
+            assert_eq!(header(header::WWW_AUTHENTICATE), challenge);
+            assert_eq!(header(header::CONTENT_TYPE), "application/problem+json");
+        }
+        assert!(
+            Problem::forbidden("x")
+                .into_response()
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .is_none()
+        );
     }
 }

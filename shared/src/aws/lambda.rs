@@ -8,7 +8,6 @@ use crate::drain_starter::{Kick, KickReason, drains_to_start};
 use crate::reconcile::{ReconcileReport, Reconciler};
 use lambda_runtime::LambdaEvent;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 /// drain-fn as the runtime sees it: built once per execution environment, called per event.
@@ -16,7 +15,6 @@ pub struct DrainFunction {
     app: App,
     drain: Drain,
     reconciler: Reconciler,
-    migrated: OnceCell<()>,
 }
 
 impl DrainFunction {
@@ -28,20 +26,18 @@ impl DrainFunction {
             reconciler: app.reconciler(),
             app,
             drain,
-            migrated: OnceCell::new(),
         }
     }
 
     /// One invocation, started by the schedule or by a [`Kick`] (an import, another drain).
     ///
-    /// Applies pending migrations on the first invocation that reaches Postgres (retried by
-    /// later invocations if the database was down); registers itself as running and starts
-    /// as many more drains as the backlog needs (`drain_starter`); reconciles Redis with
-    /// Postgres (bounded; see `reconcile`); drains until the invocation's deadline less
-    /// `DRAIN_DEADLINE_MARGIN_MS`, so the batch in flight can finish, ack and report before
-    /// Lambda would cut it off, or until no entry comes; when its deadline stopped it with
-    /// work left, starts its successors. Logs one line with what it did (the template's
-    /// metrics).
+    /// Registers itself as running and starts as many more drains as the backlog needs
+    /// (`drain_starter`); reconciles Redis with Postgres (bounded; see `reconcile`); drains
+    /// until the invocation's deadline less `DRAIN_DEADLINE_MARGIN_MS`, so the batch in flight
+    /// can finish, ack and report before Lambda would cut it off, or until no entry comes;
+    /// when its deadline stopped it with work left, starts its successors. Logs one line with
+    /// what it did (the template's metrics). It never migrates: its database role may not
+    /// (the deploy runbook's `make migrate` does, as the tables' owner).
     pub async fn handle(
         &self,
         event: LambdaEvent<serde_json::Value>,
@@ -56,9 +52,6 @@ impl DrainFunction {
             "{}/{}",
             self.app.config.consumer_name, event.context.request_id
         );
-        self.migrated
-            .get_or_try_init(|| self.app.store.migrate())
-            .await?;
         let queue = &self.app.queue;
         let until_ms = now_ms + time_left.as_millis() as u64;
         let running = queue

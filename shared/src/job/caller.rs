@@ -1,9 +1,10 @@
 //! Who is calling, and what that allows.
 //!
 //! Behind an authorizer the caller is verified (a JWT's `sub`, an IAM principal's ARN); the API
-//! edge reads it from the request context (`api::identity`). Without one (the local run, or an
-//! API deployed with `Authorizer=NONE`) nobody vouches for the caller and the body's
-//! `createdBy` is trusted.
+//! edge reads it from the request context (`api::identity`), and refuses (`401`) a request whose
+//! authorizer context names nobody usable: there is no way from an authorizer to an unverified
+//! caller. Only without any authorizer (the local run, or an API deployed with
+//! `Authorizer=NONE`) does nobody vouch for the caller, and the body's `createdBy` is trusted.
 //!
 //! With an identity, `createdBy` is taken from it (a body that names someone else is refused)
 //! and a job is visible only to the identity that created it: anyone else is told the same as
@@ -13,7 +14,8 @@ use crate::domain::CreatedBy;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    /// No authorizer ran: nobody vouches for the caller.
+    /// No authorizer ran at all (the local run, `Authorizer=NONE`): nobody vouches for the
+    /// caller. Never the result of an authorizer context that lacks an identity.
     Unverified,
     /// An authorizer verified this principal (JWT `sub`, or IAM user ARN / caller id).
     Verified(String),

@@ -34,7 +34,7 @@ impl Store {
             .collect();
         keys.sort_unstable();
         keys.dedup();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         let rows = sqlx::query(
             "INSERT INTO import_chunks (import_id, seq, successful, failed)
              SELECT k.import_id, k.seq, 0, 0 FROM unnest($1::text[], $2::int[]) AS k(import_id, seq)
@@ -123,7 +123,7 @@ impl Store {
             dead: true,
             errors,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         sqlx::query(
             "INSERT INTO import_chunks (import_id, seq, successful, failed, dead, errors)
              SELECT $1, $2, 0, $3, true, $4 WHERE EXISTS (SELECT 1 FROM import_jobs WHERE import_id = $1)
@@ -153,7 +153,7 @@ impl Store {
             sqlx::query("DELETE FROM import_chunks WHERE import_id = $1 AND seq = $2 AND dead")
                 .bind(import_id.as_str())
                 .bind(seq as i32)
-                .execute(&self.pool)
+                .execute(&mut *self.connection().await?)
                 .await?;
         Ok(removed.rows_affected() == 1)
     }
@@ -165,7 +165,7 @@ impl Store {
         )
         .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
         .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.connection().await?)
         .await?;
         // Ids are recorded from parsed ids, so they parse again.
         Ok(rows

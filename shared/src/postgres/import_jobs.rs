@@ -42,14 +42,14 @@ impl Store {
         .bind(Json(&plan.rejected))
         .bind(created_at)
         .bind(payload::encode(plan))
-        .execute(&self.pool)
+        .execute(&mut *self.connection().await?)
         .await?;
         if inserted.rows_affected() == 1 {
             return Ok(JobInsert::Created);
         }
         let row = sqlx::query("SELECT payload_hash, queued_at IS NOT NULL AS queued FROM import_jobs WHERE import_id = $1")
             .bind(plan.import_id.as_str())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.connection().await?)
             .await?;
         Ok(JobInsert::Existing {
             payload_hash: row.get("payload_hash"),
@@ -66,7 +66,7 @@ impl Store {
         sqlx::query("UPDATE import_jobs SET queued_at = now(), entry_ids = $2 WHERE import_id = $1 AND queued_at IS NULL")
             .bind(import_id.as_str())
             .bind(entry_ids)
-            .execute(&self.pool)
+            .execute(&mut *self.connection().await?)
             .await?;
         Ok(())
     }
@@ -77,7 +77,7 @@ impl Store {
             "SELECT created_by, total, chunk_count, rejected, created_at FROM import_jobs WHERE import_id = $1",
         )
         .bind(import_id.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.connection().await?)
         .await?
         else {
             return Ok(None);
@@ -86,7 +86,7 @@ impl Store {
             "SELECT seq, successful, failed, dead, errors, processed_at FROM import_chunks WHERE import_id = $1 ORDER BY seq",
         )
         .bind(import_id.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.connection().await?)
         .await?;
         let created_at: OffsetDateTime = job.get("created_at");
         let updated_at = chunks
@@ -114,7 +114,7 @@ impl Store {
              FROM import_jobs WHERE entry_ids @> ARRAY[$1]",
         )
         .bind(entry_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.connection().await?)
         .await?
         else {
             return Ok(None);
@@ -142,7 +142,7 @@ impl Store {
             sqlx::query("SELECT total, batch_size, rejected FROM import_jobs WHERE import_id = $1 AND $2 < chunk_count")
                 .bind(import_id.as_str())
                 .bind(seq as i32)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.connection().await?)
                 .await?;
         Ok(row.map(|row| lead_indexes(&row, seq)))
     }
@@ -195,7 +195,7 @@ impl Store {
         )
         .bind(quiet.as_secs_f64())
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.connection().await?)
         .await?;
         Ok(rows
             .iter()
@@ -218,7 +218,7 @@ impl Store {
     pub async fn mark_finished(&self, import_id: &ImportId) -> Result<(), StoreError> {
         sqlx::query("UPDATE import_jobs SET finished_at = now() WHERE import_id = $1")
             .bind(import_id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *self.connection().await?)
             .await?;
         Ok(())
     }
@@ -227,7 +227,7 @@ impl Store {
     pub async fn decided_chunks(&self, import_id: &ImportId) -> Result<u32, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM import_chunks WHERE import_id = $1")
             .bind(import_id.as_str())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.connection().await?)
             .await?;
         Ok(n as u32)
     }
@@ -244,7 +244,7 @@ impl Store {
             "SELECT created_by, batch_size, payload FROM import_jobs WHERE import_id = $1 AND payload IS NOT NULL",
         )
         .bind(import_id.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.connection().await?)
         .await?
         else {
             return Ok(None);
@@ -280,7 +280,7 @@ impl Store {
         .bind(import_id.as_str())
         .bind(entries.iter().map(|e| e.0 as i32).collect::<Vec<_>>())
         .bind(entries.iter().map(|e| e.1.as_str()).collect::<Vec<_>>())
-        .execute(&self.pool)
+        .execute(&mut *self.connection().await?)
         .await?;
         Ok(())
     }

@@ -135,6 +135,33 @@ async fn a_real_refusal_behind_an_authorizer_matches_the_contract() {
     conforms(&spec, "post", IMPORT, &answer);
 }
 
+/// The functions' own `401`: an authorizer context that names nobody (a JWT without `sub`, an
+/// IAM context without the principal's ARN), replayed as API Gateway would deliver it.
+#[tokio::test]
+async fn the_functions_own_401_matches_the_contract() {
+    let spec = spec();
+    let t = spawn_app().await;
+    for (router, method, path, event) in [
+        (
+            shared::api::import_router(t.app.clone()),
+            "post",
+            IMPORT,
+            "import-jwt-no-sub.json",
+        ),
+        (
+            shared::api::status_router(t.app.clone()),
+            "get",
+            STATUS,
+            "status-iam-no-arn.json",
+        ),
+    ] {
+        let answer = replay_event(router, &read_event(event)).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{event}");
+        assert_eq!(answer.content_type, "application/problem+json", "{event}");
+        conforms(&spec, method, path, &answer);
+    }
+}
+
 #[tokio::test]
 async fn real_responses_of_a_whole_job_match_the_contract() {
     let spec = spec();

@@ -1,7 +1,8 @@
-//! `DATABASE_AUTH` as the functions see it: with `iam`, the App signs an RDS auth token from
-//! the role's credentials at cold start and renews it per invocation; the pipeline works.
-//! (The token itself is checked byte for byte against botocore in `db_auth`'s unit tests; the
-//! test servers trust any password, so this proves the wiring, not the token.)
+//! `DATABASE_AUTH` as the functions see it: with `iam`, the Store signs an RDS auth token from
+//! the role's credentials before its first connection opens; the pipeline works. (The token
+//! itself is checked byte for byte against botocore in `db_auth`'s unit tests; the shared test
+//! server trusts any password, so this proves the wiring, not the token. `credentials.rs`
+//! proves the renewal against a server that checks passwords.)
 
 use crate::support::app::{TestApp, spawn_app};
 use serde_json::json;
@@ -22,16 +23,12 @@ fn iam_vars(t: &TestApp) -> HashMap<String, String> {
 }
 
 #[tokio::test]
-async fn iam_auth_signs_in_and_renews_per_invocation() {
+async fn iam_auth_signs_in_before_connecting() {
     let mut t = spawn_app().await;
     let vars = iam_vars(&t);
     t.app = App::from_lookup(|k| vars.get(k).cloned())
         .await
         .expect("an App with IAM database auth");
-    t.app
-        .refresh()
-        .await
-        .expect("a renewal is a cached token or a fresh signature, never an error");
     let accepted = t
         .post_import(&json!({"importId":"iam","leads":[{"fullName":"A","email":"a@iam.example.com"}],"createdBy":"u"}).to_string())
         .await;

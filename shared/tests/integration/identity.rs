@@ -2,10 +2,12 @@
 //! authorizer's claims (and an IAM identity) through `lambda_http`, as deployed.
 //!
 //! With an authorizer: `createdBy` comes from the caller (a body naming someone else is 403),
-//! and only the creator reads the status; anyone else gets the 404 of an unknown id. Without
-//! one (the local run, `events/import-seed.json`), the body's `createdBy` is trusted.
+//! and only the creator reads the status; anyone else gets the 404 of an unknown id. An
+//! authorizer context that names nobody (no `sub`, no ARN) is 401: it fails closed. Without
+//! any authorizer (the local run, `events/import-seed.json`), the body's `createdBy` is trusted.
 
 use crate::support::app::{TestApp, spawn_app};
+use crate::support::assertions::assert_nothing_left;
 use crate::support::events::{event_json, read_event, replay_event, set_event_body};
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -164,4 +166,58 @@ async fn without_an_authorizer_the_body_is_trusted_and_anyone_reads() {
     .await;
     assert_eq!(status.status, 200);
     assert_eq!(t.get_status("unique-import-id").await.status, 200);
+}
+
+#[tokio::test]
+async fn an_authorizer_that_names_nobody_is_401_never_an_unverified_caller() {
+    let t = spawn_app().await;
+    // A JWT without `sub`, with a body that names a creator: were it taken as an unverified
+    // caller, the body's createdBy would be trusted and the import accepted.
+    let event = event_json("import-jwt-no-sub.json");
+    assert!(event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"].is_null());
+    let mut request: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+    request["createdBy"] = json!(CREATOR);
+    let mut with_creator = event.clone();
+    set_event_body(&mut with_creator, request.to_string().into_bytes());
+    for event in [event.to_string(), with_creator.to_string()] {
+        let refused = replay_event(shared::api::import_router(t.app.clone()), &event).await;
+        assert_eq!(refused.status, 401, "{}", refused.body);
+        assert_eq!(refused.content_type, "application/problem+json");
+        assert_eq!(
+            refused.body["type"],
+            "https://leads.example.com/problems/unauthorized"
+        );
+    }
+    assert_nothing_left(&t).await;
+
+    // A job that exists (imported without an authorizer, so anyone may read it unverified):
+    // an IAM context without the principal's ARN still reads nothing of it.
+    let accepted = replay_event(
+        shared::api::import_router(t.app.clone()),
+        &read_event("import-seed.json"),
+    )
+    .await;
+    assert_eq!(accepted.status, 202);
+    let refused = replay_event(
+        shared::api::status_router(t.app.clone()),
+        &read_event("status-iam-no-arn.json"),
+    )
+    .await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(refused.body.get("progress").is_none(), "{}", refused.body);
+    assert!(
+        !refused.body.to_string().contains("unique-import-id"),
+        "nothing of the job: {}",
+        refused.body
+    );
+    // The same request without any authorizer is the local run's: it reads the job.
+    assert_eq!(
+        replay_event(
+            shared::api::status_router(t.app.clone()),
+            &read_event("status.json")
+        )
+        .await
+        .status,
+        200
+    );
 }

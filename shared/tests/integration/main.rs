@@ -11,8 +11,10 @@ mod support;
 
 mod api;
 mod contract;
+mod credentials;
 mod database_auth;
 mod database_refusal;
+mod database_roles;
 mod durability;
 mod faults;
 mod identity;

@@ -99,7 +99,7 @@ mod tests {
             PORT,
             USER,
         );
-        let token = source.token().await.unwrap();
+        let token = source.token().await.unwrap().password;
         assert!(
             token.contains("X-Amz-Credential=AKIDEXAMPLE%2F")
                 && token.contains("%2Fus-east-1%2Frds-db%2Faws4_request")

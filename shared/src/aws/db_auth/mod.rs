@@ -3,27 +3,35 @@
 //! - `password` (the default, for the local run): `DATABASE_URL` carries the password.
 //! - `secret`: `DATABASE_SECRET_ARN` names a Secrets Manager secret in the RDS JSON format
 //!   (`{"username", "password", "host", "port", "dbname"}`, or just `username` and `password`
-//!   for a secret that RDS manages itself); [`read_rds_secret`] reads it once per cold start.
-//! - `iam`: `DATABASE_URL` has no password; an RDS IAM auth token, from [`IamTokenSource`],
-//!   is the password. A token is valid for 15 minutes, and is checked only when a connection
+//!   for a secret that RDS manages itself); [`SecretSource`] reads it with [`read_rds_secret`].
+//! - `iam`: `DATABASE_URL` has no password; an RDS IAM auth token from [`IamTokenSource`] is
+//!   the password. A token is valid for 15 minutes, and is checked only when a connection
 //!   opens, so open connections outlive it; new connections need a fresh one.
+//!
+//! Both sources are asked by the Store's sign-in (`postgres::sign_in`) before a connection may
+//! open, when the cached credential is due: a token after [`TOKEN_RENEW_AFTER`] (10 minutes),
+//! the secret after [`SECRET_RENEW_AFTER`] (5 minutes) and at once when the database refuses
+//! it (rotated). Nothing is fetched at cold start.
 //!
 //! [`generate_rds_auth_token`] is the pure signer: the same token as
 //! `aws rds generate-db-auth-token` (botocore's `generate_db_auth_token`), which the tests
 //! check byte for byte against botocore's output (`scripts/rds_token_reference.py`).
 //!
-//! Size: neither `aws-config` nor `aws-sdk-secretsmanager` is used. In a Lambda function the
-//! credentials are always the role's, in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/
+//! Size: the functions use neither `aws-config` nor `aws-sdk-secretsmanager`. In a Lambda
+//! function the credentials are always the role's, in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/
 //! `AWS_SESSION_TOKEN` ([`AwsIdentity::from_lambda_env`]), and `GetSecretValue` is one
-//! SigV4-signed JSON POST, signed by `aws-sigv4`, the SDK's own signer. Measured on drain-fn
-//! (x86_64, release, stripped): 5.4 MB without this module, 5.8 MB with it, 9.7 MB with
-//! `aws_config::load_defaults` and the Secrets Manager SDK client instead. A caller that has
-//! an `aws_config::SdkConfig` can still use it ([`AwsIdentity::from_sdk_config`]).
+//! SigV4-signed JSON POST, signed by `aws-sigv4`, the SDK's own signer. Measured on x86_64,
+//! release, stripped (docs/deploy.md has the table): drain-fn is 6.1 MB as it is, 10.6 MB with
+//! `aws_config::load_defaults` (rustls with ring, SSO and `credential_process` on) signing
+//! instead; each function grows by ~4.5 MB for a chain whose first link, the environment, is
+//! all a Lambda ever uses. The operator commands (`leads-local migrate`, `redrive`), run with an
+//! SSO or profile login, do load `aws-config` and hand it over through
+//! [`AwsIdentity::from_sdk_config`] (`App::from_lookup_signing_as`).
 //!
-//! One file per concept: `rds_token` signs a token and `token_source` caches and renews it;
-//! `rds_secret` is the secret's format and `secrets_manager` the `GetSecretValue` call that
-//! fetches it; `aws_identity` is the region and credentials both calls sign with, and `sigv4`
-//! the signing step they share.
+//! One file per concept: `rds_token` signs a token and `token_source` makes it the Store's
+//! credential; `rds_secret` is the secret's format and `secrets_manager` the `GetSecretValue`
+//! call that fetches it (and the Store's credential made of it); `aws_identity` is the region
+//! and credentials both calls sign with, and `sigv4` the signing step they share.
 
 // Private files, their public items re-exported: callers keep the one path `db_auth::…`.
 mod aws_identity;
@@ -38,7 +46,9 @@ mod token_source;
 pub use aws_identity::AwsIdentity;
 pub use rds_secret::{RdsSecret, parse_rds_secret};
 pub use rds_token::{TOKEN_LIFETIME, generate_rds_auth_token};
-pub use secrets_manager::{read_rds_secret, secrets_manager_endpoint};
+pub use secrets_manager::{
+    SECRET_RENEW_AFTER, SecretSource, read_rds_secret, secrets_manager_endpoint,
+};
 pub use token_source::{IamTokenSource, TOKEN_RENEW_AFTER};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! Fetching the secret: one SigV4-signed `GetSecretValue` POST (JSON 1.1 protocol) sent with
 //! hyper, rather than the Secrets Manager SDK client, for the size the module's note measures.
 
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
@@ -10,17 +11,19 @@ use http_body_util::BodyExt as _;
 
 use super::sigv4::{sign_v4, signing_error};
 use super::{AwsIdentity, DbAuthError, RdsSecret, parse_rds_secret};
+use crate::postgres::{Credential, CredentialFuture, CredentialSource};
 
 /// Longest wait for Secrets Manager's answer.
 const SECRETS_MANAGER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where Secrets Manager answers: `AWS_ENDPOINT_URL_SECRETS_MANAGER` or `AWS_ENDPOINT_URL`
-/// when set (the SDKs' override variables), else the regional endpoint, which a Secrets
-/// Manager interface VPC endpoint with private DNS also answers to.
-pub fn secrets_manager_endpoint(region: &str) -> String {
+/// when `lookup` has them (the SDKs' override variables; the tests point it at a fake), else the
+/// regional endpoint, which a Secrets Manager interface VPC endpoint with private DNS also
+/// answers to.
+pub fn secrets_manager_endpoint(region: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"]
         .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+        .find_map(|name| lookup(name).filter(|v| !v.trim().is_empty()))
         .map(|url| url.trim().trim_end_matches('/').to_owned())
         .unwrap_or_else(|| {
             let domain = if region.starts_with("cn-") {
@@ -70,22 +73,73 @@ fn get_secret_value_request(
 }
 
 /// Reads a Secrets Manager secret (ARN or name) in the RDS JSON format with one signed
-/// `GetSecretValue` call. Needs `secretsmanager:GetSecretValue` on it (and `kms:Decrypt` for a
-/// customer managed key) and a route to Secrets Manager (NAT or VPC endpoint).
+/// `GetSecretValue` call to `endpoint` ([`secrets_manager_endpoint`]). Needs
+/// `secretsmanager:GetSecretValue` on it (and `kms:Decrypt` for a customer managed key) and a
+/// route to Secrets Manager (NAT or VPC endpoint).
 pub async fn read_rds_secret(
     identity: &AwsIdentity,
+    endpoint: &str,
     secret_id: &str,
 ) -> Result<RdsSecret, DbAuthError> {
-    let endpoint = secrets_manager_endpoint(identity.region());
     let credentials = identity.credentials().await?;
     let request = get_secret_value_request(
         &credentials,
         identity.region(),
-        &endpoint,
+        endpoint,
         secret_id,
         SystemTime::now(),
     )?;
     parse_rds_secret(&get_secret_string(request).await?)
+}
+
+/// A secret's username and password are used for this long before the secret is read again
+/// (and at once when the database refuses them), so a rotation reaches new connections within
+/// minutes even before the old password stops working.
+pub const SECRET_RENEW_AFTER: Duration = Duration::from_secs(300);
+
+/// The Store's credential from a Secrets Manager secret in the RDS JSON format: its username
+/// and password (the host stays `DATABASE_URL`'s: it may be an RDS Proxy in front of the
+/// database).
+pub struct SecretSource {
+    identity: AwsIdentity,
+    endpoint: String,
+    secret_id: String,
+}
+
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretSource")
+            .field("region", &self.identity.region())
+            .field("secret_id", &self.secret_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretSource {
+    pub fn new(identity: AwsIdentity, endpoint: String, secret_id: String) -> Self {
+        SecretSource {
+            identity,
+            endpoint,
+            secret_id,
+        }
+    }
+
+    async fn read(&self) -> Result<Credential, DbAuthError> {
+        let secret = read_rds_secret(&self.identity, &self.endpoint, &self.secret_id).await?;
+        tracing::debug!(secret_id = %self.secret_id, "read the database secret");
+        Ok(Credential {
+            username: Some(secret.username),
+            password: secret.password,
+            renew_after: SECRET_RENEW_AFTER,
+            valid_for: None,
+        })
+    }
+}
+
+impl CredentialSource for SecretSource {
+    fn fetch(&self) -> CredentialFuture<'_> {
+        Box::pin(self.read())
+    }
 }
 
 async fn get_secret_string(request: http::Request<Bytes>) -> Result<String, DbAuthError> {
@@ -301,18 +355,21 @@ mod tests {
 
     #[test]
     fn secrets_manager_endpoints() {
-        // The override variables are not set in the test environment.
-        if std::env::var_os("AWS_ENDPOINT_URL").is_none()
-            && std::env::var_os("AWS_ENDPOINT_URL_SECRETS_MANAGER").is_none()
-        {
-            assert_eq!(
-                secrets_manager_endpoint("eu-west-1"),
-                "https://secretsmanager.eu-west-1.amazonaws.com"
-            );
-            assert_eq!(
-                secrets_manager_endpoint("cn-north-1"),
-                "https://secretsmanager.cn-north-1.amazonaws.com.cn"
-            );
-        }
+        let none = |_: &str| None;
+        assert_eq!(
+            secrets_manager_endpoint("eu-west-1", none),
+            "https://secretsmanager.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            secrets_manager_endpoint("cn-north-1", none),
+            "https://secretsmanager.cn-north-1.amazonaws.com.cn"
+        );
+        let overridden = |name: &str| {
+            (name == "AWS_ENDPOINT_URL_SECRETS_MANAGER").then(|| "http://127.0.0.1:4566/ ".into())
+        };
+        assert_eq!(
+            secrets_manager_endpoint("eu-west-1", overridden),
+            "http://127.0.0.1:4566"
+        );
     }
 }

@@ -1,35 +1,26 @@
-//! The cache in front of the token signer: [`IamTokenSource`] hands out the same token until
-//! it is due for renewal, so asking for one before every connection attempt costs a lock,
-//! not a credentials lookup and a signature.
+//! The RDS IAM token as the Store's credential: [`IamTokenSource`] signs a token for one
+//! database user with fresh credentials each time it is asked, and says how long to use it.
+//! The Store's sign-in (`postgres::sign_in`) caches it and asks again when it is due.
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use super::{AwsIdentity, DbAuthError, TOKEN_LIFETIME, generate_rds_auth_token};
+use crate::postgres::{Credential, CredentialFuture, CredentialSource};
 
-/// [`IamTokenSource`] signs a new token once its cached one is this old, well within
-/// [`TOKEN_LIFETIME`], so a connection opening at the last moment still has minutes to spare.
+/// A token is used for this long, well within [`TOKEN_LIFETIME`], so a connection opening at
+/// the last moment still has minutes to spare.
 pub const TOKEN_RENEW_AFTER: Duration = Duration::from_secs(600);
 /// A token is also renewed when the credentials it was signed with expire within this margin
 /// (a token signed with temporary credentials dies with them).
 const CREDENTIALS_EXPIRY_MARGIN: Duration = Duration::from_secs(300);
 
-/// Hands out RDS IAM auth tokens for one database user, signing a new one when the cached one
-/// is [`TOKEN_RENEW_AFTER`] old (or its credentials are about to expire). Cheap to call before
-/// every connection attempt; share it with an `Arc`.
+/// Signs RDS IAM auth tokens for one database user (`DATABASE_URL`'s host, port and user).
 pub struct IamTokenSource {
     identity: AwsIdentity,
     host: String,
     port: u16,
     user: String,
-    renew_after: Duration,
-    cached: tokio::sync::Mutex<Option<CachedToken>>,
-}
-
-struct CachedToken {
-    token: Arc<str>,
-    renew_at: Instant,
 }
 
 impl fmt::Debug for IamTokenSource {
@@ -50,8 +41,6 @@ impl IamTokenSource {
             host: host.to_owned(),
             port,
             user: user.to_owned(),
-            renew_after: TOKEN_RENEW_AFTER,
-            cached: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -60,47 +49,46 @@ impl IamTokenSource {
         Ok(Self::new(AwsIdentity::from_lambda_env()?, host, port, user))
     }
 
-    /// Changes how old a cached token may get (at most [`TOKEN_LIFETIME`]).
-    pub fn with_renew_after(mut self, renew_after: Duration) -> Self {
-        self.renew_after = renew_after.min(TOKEN_LIFETIME);
-        self
-    }
-
-    /// A token valid for at least `TOKEN_LIFETIME - renew_after` (5 minutes by default).
-    pub async fn token(&self) -> Result<Arc<str>, DbAuthError> {
-        let mut cached = self.cached.lock().await;
-        let now = Instant::now();
-        if let Some(c) = cached.as_ref().filter(|c| now < c.renew_at) {
-            return Ok(c.token.clone());
-        }
+    /// A token signed now, to be used for [`TOKEN_RENEW_AFTER`] (less if the credentials it is
+    /// signed with expire sooner) and never past [`TOKEN_LIFETIME`].
+    pub async fn token(&self) -> Result<Credential, DbAuthError> {
         let credentials = self.identity.credentials().await?;
         let signed_at = SystemTime::now();
-        let token: Arc<str> = generate_rds_auth_token(
+        let token = generate_rds_auth_token(
             &credentials,
             self.identity.region(),
             &self.host,
             self.port,
             &self.user,
             signed_at,
-        )?
-        .into();
-        let mut valid_for = self.renew_after;
+        )?;
+        let mut renew_after = TOKEN_RENEW_AFTER;
+        let mut valid_for = TOKEN_LIFETIME;
         if let Some(expiry) = credentials.expiry() {
             let left = expiry.duration_since(signed_at).unwrap_or_default();
-            valid_for = valid_for.min(left.saturating_sub(CREDENTIALS_EXPIRY_MARGIN));
+            renew_after = renew_after.min(left.saturating_sub(CREDENTIALS_EXPIRY_MARGIN));
+            valid_for = valid_for.min(left);
         }
-        tracing::debug!(host = %self.host, user = %self.user, renew_in_s = valid_for.as_secs(), "signed an RDS IAM auth token");
-        *cached = Some(CachedToken {
-            token: token.clone(),
-            renew_at: now + valid_for,
-        });
-        Ok(token)
+        tracing::debug!(host = %self.host, user = %self.user, renew_in_s = renew_after.as_secs(), "signed an RDS IAM auth token");
+        Ok(Credential {
+            username: None,
+            password: token,
+            renew_after,
+            valid_for: Some(valid_for),
+        })
+    }
+}
+
+impl CredentialSource for IamTokenSource {
+    fn fetch(&self) -> CredentialFuture<'_> {
+        Box::pin(self.token())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use aws_credential_types::Credentials;
@@ -148,41 +136,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn token_source_caches_until_renewal() {
+    async fn a_token_is_signed_per_ask_and_used_for_ten_minutes() {
         let (src, calls) = source(None);
         let first = src.token().await.unwrap();
         let second = src.token().await.unwrap();
-        assert_eq!(first, second);
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            1,
-            "the second call is served from the cache"
-        );
-        assert!(first.starts_with("leads.proxy-abcdefghijkl.us-east-1.rds.amazonaws.com:5432/?Action=connect&DBUser=lead_import&"));
-        assert!(first.contains("X-Amz-Security-Token=") && first.contains("X-Amz-Expires=900"));
-
-        let (src, calls) = source(None);
-        let src = src.with_renew_after(Duration::ZERO);
-        src.token().await.unwrap();
-        src.token().await.unwrap();
         assert_eq!(
             calls.load(Ordering::SeqCst),
             2,
-            "an expired cache entry is signed anew"
+            "no cache here: the Store caches"
+        );
+        assert!(first.password.starts_with("leads.proxy-abcdefghijkl.us-east-1.rds.amazonaws.com:5432/?Action=connect&DBUser=lead_import&"));
+        assert!(
+            first.password.contains("X-Amz-Security-Token=")
+                && first.password.contains("X-Amz-Expires=900")
+        );
+        assert_eq!(first.username, None, "DATABASE_URL's user");
+        assert_eq!(
+            (second.renew_after, second.valid_for),
+            (TOKEN_RENEW_AFTER, Some(TOKEN_LIFETIME))
+        );
+        assert!(
+            !format!("{first:?}").contains("X-Amz"),
+            "never in a Debug string"
         );
     }
 
     #[tokio::test]
-    async fn token_source_renews_before_credentials_expire() {
-        // Credentials that expire within the margin: every call signs with fresh ones.
-        let (src, calls) = source(Some(SystemTime::now() + Duration::from_secs(120)));
-        src.token().await.unwrap();
-        src.token().await.unwrap();
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
-        // Credentials valid for hours: cached.
-        let (src, calls) = source(Some(SystemTime::now() + Duration::from_secs(6 * 3600)));
-        src.token().await.unwrap();
-        src.token().await.unwrap();
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    async fn a_token_is_renewed_before_its_credentials_expire() {
+        // Credentials that expire within the margin: renew at once, and never use it past them.
+        let (src, _) = source(Some(SystemTime::now() + Duration::from_secs(120)));
+        let token = src.token().await.unwrap();
+        assert_eq!(token.renew_after, Duration::ZERO);
+        assert!(token.valid_for.unwrap() <= Duration::from_secs(120));
+        // Credentials valid for 12 minutes: renewed after 7, dead after 12.
+        let (src, _) = source(Some(SystemTime::now() + Duration::from_secs(720)));
+        let token = src.token().await.unwrap();
+        assert!(token.renew_after <= Duration::from_secs(420));
+        assert!(token.renew_after > Duration::from_secs(400));
+        // Credentials valid for hours: the token's own ten minutes.
+        let (src, _) = source(Some(SystemTime::now() + Duration::from_secs(6 * 3600)));
+        let token = src.token().await.unwrap();
+        assert_eq!(
+            (token.renew_after, token.valid_for),
+            (TOKEN_RENEW_AFTER, Some(TOKEN_LIFETIME))
+        );
     }
 }

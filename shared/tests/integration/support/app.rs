@@ -48,9 +48,20 @@ pub async fn spawn_app_on(
         server.rsplit_once('/').unwrap().0,
         query.map(|q| format!("?{q}")).unwrap_or_default()
     );
-    let prefix = format!("{name}:");
-    let app = app_for(redis_url, &database_url, &prefix, overrides);
-    app.store.migrate().await.expect("migrations");
+    let t = test_app_on_database(redis_url, &database_url, overrides).await;
+    t.app.store.migrate().await.expect("migrations");
+    t
+}
+
+/// A test app on database `database_url`, which exists already (and is not migrated here),
+/// with a fresh key prefix on `redis_url`.
+pub async fn test_app_on_database(
+    redis_url: &str,
+    database_url: &str,
+    overrides: &[(&str, &str)],
+) -> TestApp {
+    let prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
+    let app = app_for(redis_url, database_url, &prefix, overrides);
     let redis = redis::Client::open(redis_url)
         .unwrap()
         .get_multiplexed_async_connection()
@@ -60,7 +71,7 @@ pub async fn spawn_app_on(
         db: app.store.pool().clone(),
         app,
         redis,
-        database_url,
+        database_url: database_url.to_owned(),
         redis_url: redis_url.to_owned(),
         prefix,
     }

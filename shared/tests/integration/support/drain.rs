@@ -1,6 +1,7 @@
 //! drain-fn's handler, invoked as Lambda would.
 
 use super::app::TestApp;
+use super::leads::synthetic_leads;
 use serde_json::Value;
 use shared::aws::lambda::DrainFunction;
 use shared::drain::DrainReport;
@@ -22,6 +23,17 @@ impl TestApp {
     /// One drain-fn invocation (a cold start), which must succeed.
     pub async fn drain_once(&self) -> DrainReport {
         self.try_drain_once().await.expect("drain invocation")
+    }
+
+    /// Imports `n` leads as `import_id` and drains them with the warm drain-fn `drain`: every
+    /// one is stored, and the job completes and is accounted for.
+    pub async fn import_and_drain(&self, drain: &DrainFunction, import_id: &str, n: usize) {
+        self.post_accepted(import_id, &synthetic_leads(n, import_id, 0, 0))
+            .await;
+        let drained = drain_until_done(drain, Failures::FailTheTest).await;
+        assert_eq!(drained.report.leads_stored, n as u64, "{import_id}");
+        let doc = self.assert_job_accounted(import_id, n as u64).await;
+        assert_eq!(doc["status"], "completed", "{doc}");
     }
 
     /// Invokes drain-fn until it has nothing new to take (see [`drain_until_done`]); any

@@ -11,6 +11,7 @@ pub mod events;
 pub mod inspect;
 pub mod leads;
 pub mod log_capture;
+pub mod password_postgres;
 pub mod private_servers;
 pub mod requests;
 mod servers;
