@@ -32,7 +32,7 @@ mod rds_token;
 mod secrets_manager;
 mod sigv4;
 #[cfg(test)]
-mod test_inputs;
+pub(crate) mod test_inputs;
 mod token_source;
 
 pub use aws_identity::AwsIdentity;
@@ -40,6 +40,8 @@ pub use rds_secret::{RdsSecret, parse_rds_secret};
 pub use rds_token::{TOKEN_LIFETIME, generate_rds_auth_token};
 pub use secrets_manager::{read_rds_secret, secrets_manager_endpoint};
 pub use token_source::{IamTokenSource, TOKEN_RENEW_AFTER};
+// The SigV4 step, for the cache's IAM token (`aws::cache_auth`).
+pub(crate) use sigv4::sign_v4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbAuthError {
