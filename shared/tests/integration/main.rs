@@ -10,6 +10,8 @@
 mod support;
 
 mod api;
+mod cache_auth;
+mod cluster;
 mod contract;
 mod database_auth;
 mod database_refusal;
