@@ -9,6 +9,9 @@
 //! `leads-local servers` only starts the private servers, prints their URLs as `KEY=value`
 //! lines, and keeps them until SIGTERM or Ctrl-C (the Lambda emulator test runs the functions
 //! against them).
+//! `leads-local cache-token` prints an ElastiCache IAM auth token (15 minutes) for
+//! `REDIS_IAM_USER` on `REDIS_IAM_CACHE_ARN`, signed with the AWS credentials in the
+//! environment: `redis-cli`'s password (`REDISCLI_AUTH`) for a cache with IAM authentication.
 
 use anyhow::Context as _;
 use local_servers::{PostgresServer, RedisServer, create_database};
@@ -25,10 +28,11 @@ async fn main() -> anyhow::Result<()> {
         Some("erase-dead-letters") => {
             return erase_dead_letters(std::env::args().nth(2).as_deref()).await;
         }
+        Some("cache-token") => return cache_token().await,
         Some("servers") | None => {}
         Some(other) => {
             anyhow::bail!(
-                "unknown command {other:?}: use migrate, redrive [ID], erase-dead-letters [ID], servers, or none"
+                "unknown command {other:?}: use migrate, redrive [ID], erase-dead-letters [ID], cache-token, servers, or none"
             )
         }
     }
@@ -120,6 +124,22 @@ async fn erase_dead_letters(only: Option<&str>) -> anyhow::Result<()> {
         .await
         .context("erasing dead letters")?;
     println!("erased: {erased}");
+    Ok(())
+}
+
+/// `leads-local cache-token`: what `App::from_env` signs in with under `REDIS_AUTH=iam`.
+async fn cache_token() -> anyhow::Result<()> {
+    use shared::aws::cache_auth::{CacheAuth, ElastiCacheTokenSource};
+    use shared::aws::db_auth::AwsIdentity;
+    let CacheAuth::Iam { user, cache } = CacheAuth::from_env()? else {
+        anyhow::bail!("set REDIS_AUTH=iam, REDIS_IAM_USER and REDIS_IAM_CACHE_ARN");
+    };
+    let identity = AwsIdentity::from_lambda_env()
+        .context("AWS_REGION and credentials in the environment (aws configure export-credentials --format env)")?;
+    let token = ElastiCacheTokenSource::new(identity, cache, &user)
+        .token()
+        .await?;
+    println!("{token}");
     Ok(())
 }
 
