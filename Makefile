@@ -60,10 +60,17 @@ migrate:
 	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL=postgres://user@host:5432/db"; exit 1; }
 	$(CARGO) run -q -p leads-local -- migrate
 
-## dead-letters: list lead:imports:dead (original fields and reason) on $REDIS_URL.
+## dead-letters: list lead:imports:dead (original fields and reason) on $REDIS_URL. With
+## REDIS_AUTH=iam (REDIS_IAM_USER, REDIS_IAM_CACHE_ARN, AWS credentials in the environment)
+## it signs in with an IAM token; with REDIS_CLUSTER=true it follows cluster redirects.
 dead-letters:
 	@test -n "$$REDIS_URL" || { echo "set REDIS_URL"; exit 1; }
-	redis-cli -u "$$REDIS_URL" XRANGE "$${REDIS_KEY_PREFIX}lead:imports:dead" - +
+	@if [ "$${REDIS_AUTH:-password}" = iam ]; then \
+	  REDISCLI_AUTH="$$($(CARGO) run -q -p leads-local -- cache-token)" || exit 1; export REDISCLI_AUTH; \
+	  set -- --user "$$REDIS_IAM_USER"; \
+	else set --; fi; \
+	if [ "$${REDIS_CLUSTER:-false}" = true ]; then set -- "$$@" -c; fi; \
+	redis-cli -u "$${REDIS_URL%%,*}" "$$@" XRANGE "$${REDIS_KEY_PREFIX}lead:imports:dead" - +
 
 ## redrive: put dead letters back on the stream (all, or ID=<dead letter id>) once their cause
 ## is fixed; needs REDIS_URL and DATABASE_URL of the deployment.

@@ -1,10 +1,19 @@
 #!/usr/bin/env python3
-"""Reference values for the tests in shared/src/db_auth/ (rds_token.rs, secrets_manager.rs).
+"""Reference values for the tests in shared/src/aws/db_auth/ (rds_token.rs, secrets_manager.rs)
+and shared/src/aws/cache_auth/ (elasticache_token.rs).
 
 Produces, with botocore (the code behind `aws rds generate-db-auth-token`), the RDS IAM auth
 token for fixed credentials at a fixed signing time, so the Rust signer can be compared byte
 for byte; and the SigV4 Authorization header of the Secrets Manager GetSecretValue request
 that db_auth/secrets_manager.rs sends (same headers and body), signed by botocore's SigV4Auth.
+
+ElastiCache IAM auth tokens: botocore has no `generate_..._auth_token` for ElastiCache (nor
+has the CLI), so the token is made as AWS's documentation makes it (its Java example, and
+the ElastiCache developer toolkit): `GET http://{cache name}/?Action=connect&User={user}`
+(plus `&ResourceType=ServerlessCache` for a serverless cache), SigV4 query-presigned for the
+service `elasticache`, 900 s, without the `http://`. The presigning here is botocore's own
+SigV4QueryAuth, the class `generate_db_auth_token` presigns with, so the reference is
+independent of the Rust signer (aws-sigv4) it checks.
 
     python3 -m pip install botocore
     python3 scripts/rds_token_reference.py
@@ -40,6 +49,15 @@ SIGNING_TIME = datetime.datetime(2024, 1, 1, 0, 0, 0)
 
 SECRET_ID = "arn:aws:secretsmanager:us-east-1:123456789012:secret:leads/db-AbCdEf"
 
+CACHE_USER = "lead-import-0a1b2c3d4e5f"
+
+ELASTICACHE_CASES = [
+    # (name, cache name, serverless, user, session token)
+    ("REFERENCE_ELASTICACHE_TOKEN", "lead-import-cache", False, CACHE_USER, None),
+    ("REFERENCE_ELASTICACHE_TOKEN_WITH_SESSION", "lead-import-cache", False, CACHE_USER, SESSION_TOKEN),
+    ("REFERENCE_ELASTICACHE_SERVERLESS_TOKEN", "lead-import-0a1b2c3d4e5f", True, CACHE_USER, SESSION_TOKEN),
+]
+
 CASES = [
     # (name, user, session token)
     ("REFERENCE_TOKEN", USER, None),
@@ -69,6 +87,16 @@ def get_secret_value_authorization():
     return request.headers["Authorization"]
 
 
+def elasticache_token(cache_name, serverless, user, session_token):
+    params = {"Action": "connect", "User": user}
+    if serverless:
+        params["ResourceType"] = "ServerlessCache"
+    request = AWSRequest(method="GET", url=f"http://{cache_name}/", params=params)
+    credentials = Credentials(ACCESS_KEY, SECRET_KEY, session_token)
+    botocore.auth.SigV4QueryAuth(credentials, "elasticache", REGION, expires=900).add_auth(request)
+    return request.url[len("http://"):]
+
+
 def main():
     original = botocore.auth.get_current_datetime
     botocore.auth.get_current_datetime = lambda *args, **kwargs: SIGNING_TIME
@@ -77,6 +105,8 @@ def main():
         for name, user, session_token in CASES:
             print(f'const {name}: &str = "{token(user, session_token)}";')
         print(f'const REFERENCE_GET_SECRET_VALUE_AUTHORIZATION: &str = "{get_secret_value_authorization()}";')
+        for name, cache_name, serverless, user, session_token in ELASTICACHE_CASES:
+            print(f'const {name}: &str = "{elasticache_token(cache_name, serverless, user, session_token)}";')
     finally:
         botocore.auth.get_current_datetime = original
 

@@ -1,5 +1,6 @@
 //! Private, throwaway Redis and Postgres servers for the local run, the tests and the
-//! benchmark: each in its own temporary directory on a free loopback port, gone on drop.
+//! benchmark: each in its own temporary directory on a free loopback port, gone on drop; and
+//! a three-node Redis Cluster for the tests of cluster mode.
 //!
 //! The servers get `PR_SET_PDEATHSIG`, so they die with the thread that started them even
 //! when that process is killed with SIGKILL: a crashed test run leaves no server behind.
@@ -135,6 +136,139 @@ impl Drop for RedisServer {
             // SIGTERM: Redis flushes and exits cleanly.
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
             let _ = child.wait();
+        }
+    }
+}
+
+/// A Redis Cluster of three primaries (no replicas), as ElastiCache Serverless or a
+/// cluster-mode-enabled group presents itself: each node a `redis-server` with
+/// `cluster-enabled yes` in its own temporary directory on free loopback ports, the 16384
+/// slots spread over the three by `redis-cli --cluster create`. Ready when every node's
+/// `CLUSTER INFO` says `cluster_state:ok`; stopped on drop.
+pub struct RedisCluster {
+    nodes: Vec<ClusterNode>,
+}
+
+struct ClusterNode {
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl RedisCluster {
+    pub const NODES: usize = 3;
+
+    pub fn start() -> io::Result<Self> {
+        let server = find_binary("redis-server", &[])?;
+        let mut cluster = RedisCluster { nodes: Vec::new() };
+        // The cluster bus listens on a port of its own: a free one too, rather than the
+        // default port + 10000, which may be taken or past 65535.
+        let mut ports = free_ports(2 * Self::NODES)?.into_iter();
+        while let (Some(port), Some(bus_port)) = (ports.next(), ports.next()) {
+            let dir = tempfile::Builder::new()
+                .prefix("leads-redis-cluster-")
+                .tempdir()?;
+            let mut command = Command::new(&server);
+            command
+                .args(["--port", &port.to_string()])
+                .args(["--cluster-port", &bus_port.to_string()])
+                .args(["--bind", "127.0.0.1", "--protected-mode", "no"])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "5000",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--maxmemory-policy",
+                    "noeviction",
+                ])
+                .arg("--dir")
+                .arg(dir.path())
+                .args(["--logfile", "redis.log"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            die_with_parent(&mut command, libc::SIGTERM);
+            let child = command.spawn()?;
+            let log = dir.path().join("redis.log");
+            cluster.nodes.push(ClusterNode {
+                child: Some(child),
+                _dir: dir,
+                port,
+            });
+            wait_for_port(port, "redis-server (cluster node)", &log)?;
+        }
+        cluster.create()?;
+        Ok(cluster)
+    }
+
+    /// Assigns the slots (`redis-cli --cluster create`, no replicas) and waits until every
+    /// node reports the cluster usable.
+    fn create(&self) -> io::Result<()> {
+        let cli = find_binary("redis-cli", &[])?;
+        let out = Command::new(&cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in &self.nodes {
+            loop {
+                let info = Command::new(&cli)
+                    .args(["-h", "127.0.0.1", "-p", &node.port.to_string()])
+                    .args(["CLUSTER", "INFO"])
+                    .stdin(Stdio::null())
+                    .output()?;
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(io::Error::other(format!(
+                        "the cluster is not ok on port {} after 30 s: {}",
+                        node.port,
+                        String::from_utf8_lossy(&info.stdout)
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
+    }
+
+    /// One `redis://` URL per node (each one is enough to find the others).
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(child) = &node.child {
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            }
+        }
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.wait();
+            }
         }
     }
 }
@@ -351,6 +485,17 @@ impl Drop for PostgresServer {
 
 fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// `n` distinct free ports (all held at once while they are picked).
+fn free_ports(n: usize) -> io::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind(("127.0.0.1", 0)))
+        .collect::<io::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
 }
 
 fn wait_for_port(port: u16, what: &str, log: &Path) -> io::Result<()> {

@@ -14,6 +14,9 @@
 //! the functions do, but sign the RDS IAM token or the Secrets Manager call with the operator's
 //! AWS login, resolved by `aws-config` (environment, `aws sso login`, profiles, ...), not with a
 //! Lambda role's environment variables.
+//! `leads-local cache-token` prints an ElastiCache IAM auth token (15 minutes) for
+//! `REDIS_IAM_USER` on `REDIS_IAM_CACHE_ARN`, signed with the AWS credentials in the
+//! environment: `redis-cli`'s password (`REDISCLI_AUTH`) for a cache with IAM authentication.
 
 use anyhow::Context as _;
 use local_servers::{PostgresServer, RedisServer, create_database};
@@ -31,10 +34,11 @@ async fn main() -> anyhow::Result<()> {
         Some("erase-dead-letters") => {
             return erase_dead_letters(std::env::args().nth(2).as_deref()).await;
         }
+        Some("cache-token") => return cache_token().await,
         Some("servers") | None => {}
         Some(other) => {
             anyhow::bail!(
-                "unknown command {other:?}: use migrate, redrive [ID], erase-dead-letters [ID], servers, or none"
+                "unknown command {other:?}: use migrate, redrive [ID], erase-dead-letters [ID], cache-token, servers, or none"
             )
         }
     }
@@ -152,6 +156,22 @@ async fn erase_dead_letters(only: Option<&str>) -> anyhow::Result<()> {
         .await
         .context("erasing dead letters")?;
     println!("erased: {erased}");
+    Ok(())
+}
+
+/// `leads-local cache-token`: what `App::from_env` signs in with under `REDIS_AUTH=iam`.
+async fn cache_token() -> anyhow::Result<()> {
+    use shared::aws::cache_auth::{CacheAuth, ElastiCacheTokenSource};
+    use shared::aws::db_auth::AwsIdentity;
+    let CacheAuth::Iam { user, cache } = CacheAuth::from_env()? else {
+        anyhow::bail!("set REDIS_AUTH=iam, REDIS_IAM_USER and REDIS_IAM_CACHE_ARN");
+    };
+    let identity = AwsIdentity::from_lambda_env()
+        .context("AWS_REGION and credentials in the environment (aws configure export-credentials --format env)")?;
+    let token = ElastiCacheTokenSource::new(identity, cache, &user)
+        .token()
+        .await?;
+    println!("{token}");
     Ok(())
 }
 

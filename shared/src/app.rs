@@ -1,5 +1,6 @@
 //! Wiring: the clients every function builds once per execution environment.
 
+use crate::aws::cache_auth::{CacheAuth, CacheAuthError};
 use crate::aws::db_auth::{
     AwsIdentity, DatabaseAuth, DbAuthError, IamTokenSource, SecretSource, secrets_manager_endpoint,
 };
@@ -9,7 +10,8 @@ use crate::drain_starter::{DrainStarter, ImportKicker};
 use crate::import::ImportLimits;
 use crate::postgres::{CredentialSource, PoolSettings, Store, StoreError};
 use crate::reconcile::Reconciler;
-use crate::redis::connection::Redis;
+use crate::redis::connection::{Redis, Target};
+use crate::redis::credentials::RedisCredentialSource;
 use crate::redis::keys::Keys;
 use crate::redis::status_cache::StatusCache;
 use crate::redis::stream::Queue;
@@ -39,6 +41,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("database auth: {0}")]
     DatabaseAuth(#[from] DbAuthError),
+    #[error("cache auth: {0}")]
+    CacheAuth(#[from] CacheAuthError),
 }
 
 impl App {
@@ -46,7 +50,7 @@ impl App {
     /// start never fails because a dependency is down; the first request that needs it
     /// answers 503 instead.
     pub fn new(config: Config) -> Result<Self, StartupError> {
-        Self::build(config, None)
+        Self::build(config, None, None)
     }
 
     /// Like [`App::new`], but every connection signs in with what `credentials` answers at the
@@ -56,13 +60,25 @@ impl App {
         config: Config,
         credentials: Arc<dyn CredentialSource>,
     ) -> Result<Self, StartupError> {
-        Self::build(config, Some(credentials))
+        Self::build(config, Some(credentials), None)
     }
 
-    /// The functions' constructor: `Config` and `DATABASE_AUTH` from the environment, signing
-    /// (for `iam` and `secret`) with the Lambda environment's region and role credentials.
-    /// Nothing is fetched here: the first connection fetches its credentials, and later ones
-    /// renew them (an IAM token after 10 minutes, the secret after 5 or when refused).
+    /// Like [`App::new`], with Redis credentials from `source`, asked for by every new Redis
+    /// connection and every renewal (the tests' rotating password; on AWS,
+    /// [`App::from_lookup`] gives ElastiCache IAM tokens this way).
+    pub fn with_redis_credentials(
+        config: Config,
+        source: Arc<dyn RedisCredentialSource>,
+    ) -> Result<Self, StartupError> {
+        Self::build(config, None, Some(source))
+    }
+
+    /// The functions' constructor: `Config`, `DATABASE_AUTH` and `REDIS_AUTH` from the
+    /// environment, signing (for `iam` and `secret`) with the Lambda environment's region and
+    /// role credentials. Nothing is fetched for the database here: the first connection
+    /// fetches its credentials, and later ones renew them (an IAM token after 10 minutes, the
+    /// secret after 5 or when refused). With `REDIS_AUTH=iam`, a first cache token is signed
+    /// here; the Redis connections ask for a current one whenever they sign in.
     pub async fn from_env() -> Result<Self, StartupError> {
         Self::from_lookup(|name| std::env::var(name).ok()).await
     }
@@ -82,9 +98,18 @@ impl App {
         identity: Option<AwsIdentity>,
     ) -> Result<Self, StartupError> {
         let config = Config::from_lookup(&lookup)?;
+        let cache_auth = CacheAuth::from_lookup(&lookup)?;
+        cache_auth.check_url(&config.redis_url)?;
+        let redis_credentials = cache_auth
+            .credential_source(|| match &identity {
+                Some(identity) => Ok(identity.clone()),
+                None => AwsIdentity::from_lookup(&lookup),
+            })
+            .await?
+            .map(|source| Arc::new(source) as Arc<dyn RedisCredentialSource>);
         let auth = DatabaseAuth::from_lookup(&lookup)?;
         if auth == DatabaseAuth::Password {
-            return Self::new(config);
+            return Self::build(config, None, redis_credentials);
         }
         let identity = match identity {
             Some(identity) => identity,
@@ -104,12 +129,13 @@ impl App {
                 options.get_username(),
             )),
         };
-        Self::with_credentials(config, source)
+        Self::build(config, Some(source), redis_credentials)
     }
 
     fn build(
         config: Config,
         credentials: Option<Arc<dyn CredentialSource>>,
+        redis_credentials: Option<Arc<dyn RedisCredentialSource>>,
     ) -> Result<Self, StartupError> {
         let options = connect_options(&config)?;
         // Lambda runs one request at a time per environment; a few connections cover the
@@ -120,17 +146,21 @@ impl App {
             max_lifetime: config.database_max_lifetime,
         };
         let store = Store::new(options, settings, credentials);
-        // Both connect lazily (see `Redis::connect_lazy` for the timeouts): one shared by
-        // every command, one for the drain's blocking reads.
+        // Both connect lazily (see `Redis::connect_lazy` for the timeouts), to one server or
+        // a cluster: one shared by every command, one for the drain's blocking reads.
+        let target = Target {
+            urls: &config.redis_url,
+            cluster: config.redis_cluster,
+            credentials: redis_credentials,
+        };
         let connect = || {
-            Redis::connect_lazy(&config.redis_url, config.block_timeout)
-                .map_err(|_| StartupError::RedisUrl)
+            Redis::connect_lazy(&target, config.block_timeout).map_err(|_| StartupError::RedisUrl)
         };
         let (shared, blocking) = (connect()?, connect()?);
         let keys = Keys::new(&config.key_prefix);
         let cache = StatusCache::new(shared.clone(), keys.clone(), config.cache_ttl);
         let queue = Queue::new(shared, blocking, keys, &config.consumer_name, cache.clone());
-        tracing::info!(consumer = %config.consumer_name, "clients built for this execution environment");
+        tracing::info!(consumer = %config.consumer_name, redis_cluster = config.redis_cluster, "clients built for this execution environment");
         Ok(App {
             config: Arc::new(config),
             store,

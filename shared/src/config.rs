@@ -4,6 +4,7 @@
 //! takes its defaults from it, and `docs/configuration.md` shows it as a table that the tests
 //! below compare with it row for row, so the two cannot drift apart.
 
+use crate::redis::keys::{CLUSTER_DEFAULT_PREFIX, hash_tag};
 use std::time::Duration;
 
 /// One environment variable of the service.
@@ -27,8 +28,9 @@ impl Variable {
 }
 
 /// Every variable the service reads to configure itself: [`Config`]'s, plus `RUST_LOG`
-/// (read by [`crate::telemetry`]) and `DATABASE_AUTH` / `DATABASE_SECRET_ARN` (read by
-/// [`crate::aws::db_auth`]), so that operators find every knob in one table. Not listed: what the
+/// (read by [`crate::telemetry`]), `DATABASE_AUTH` / `DATABASE_SECRET_ARN` (read by
+/// [`crate::aws::db_auth`]) and `REDIS_AUTH` / `REDIS_IAM_USER` / `REDIS_IAM_CACHE_ARN` (read
+/// by [`crate::aws::cache_auth`]), so that operators find every knob in one table. Not listed: what the
 /// Lambda runtime sets (`AWS_LAMBDA_FUNCTION_NAME`, `AWS_REGION`, the role's credentials) and
 /// the tests' and the bench's own variables; docs/configuration.md names those apart.
 pub const VARIABLES: &[Variable] = &[
@@ -52,8 +54,36 @@ pub const VARIABLES: &[Variable] = &[
     Variable::new(
         "REDIS_URL",
         "redis://127.0.0.1:6379",
-        "`rediss://` for TLS (ElastiCache in-transit encryption); a password or ACL user goes \
-         in the URL. Unset, `make run` starts a private `redis-server`",
+        "`rediss://` for TLS (ElastiCache in-transit encryption). A password or ACL user may go \
+         in the URL off AWS; on AWS use `REDIS_AUTH=iam`. With `REDIS_CLUSTER=true`, one or \
+         more nodes, comma-separated (a configuration endpoint is enough). Unset, `make run` \
+         starts a private `redis-server`",
+    ),
+    Variable::new(
+        "REDIS_CLUSTER",
+        "false",
+        "`true` speaks the Redis Cluster protocol (ElastiCache Serverless, cluster-mode-enabled \
+         groups); every key then shares the hash tag of `REDIS_KEY_PREFIX`",
+    ),
+    Variable::new(
+        "REDIS_AUTH",
+        "password",
+        "`password` (whatever `REDIS_URL` carries, if anything) or `iam` (ElastiCache IAM \
+         authentication: every new connection signs in as `REDIS_IAM_USER` with a 15-minute \
+         token signed from the function's role, renewed every 10 minutes; needs `rediss://`)",
+    ),
+    Variable::new(
+        "REDIS_IAM_USER",
+        "",
+        "for `REDIS_AUTH=iam`: the ElastiCache user (its id and name, which IAM auth requires \
+         to be equal)",
+    ),
+    Variable::new(
+        "REDIS_IAM_CACHE_ARN",
+        "",
+        "for `REDIS_AUTH=iam`: the ARN of the replication group or serverless cache, which the \
+         token names (`arn:aws:elasticache:REGION:ACCOUNT:replicationgroup:ID` or \
+         `…:serverlesscache:NAME`)",
     ),
     Variable::new(
         "DATABASE_URL",
@@ -143,7 +173,9 @@ pub const VARIABLES: &[Variable] = &[
         "REDIS_KEY_PREFIX",
         "",
         "prefix for every key, to share one Redis between deployments (the tests use it); \
-         empty keeps the seed's key names",
+         empty keeps the seed's key names. With `REDIS_CLUSTER=true` it must hold a hash tag, \
+         so that every key is in one slot (a prefix without one stops the start), and empty \
+         means `{leads}`",
     ),
     Variable::new(
         "DRAIN_FUNCTION_NAME",
@@ -209,6 +241,8 @@ pub struct Config {
     pub batch_delay: Duration,
     /// `REDIS_URL`.
     pub redis_url: String,
+    /// `REDIS_CLUSTER`.
+    pub redis_cluster: bool,
     /// `DATABASE_URL`.
     pub database_url: String,
     /// `DATABASE_MAX_LIFETIME_MS`.
@@ -227,7 +261,7 @@ pub struct Config {
     pub drain_parallel_batches: usize,
     /// `CONSUMER_NAME`: unique per execution environment.
     pub consumer_name: String,
-    /// `REDIS_KEY_PREFIX`.
+    /// `REDIS_KEY_PREFIX`; in cluster mode it holds a hash tag (checked here).
     pub key_prefix: String,
     /// `PORT`.
     pub port: u16,
@@ -286,6 +320,33 @@ impl Config {
                 })
         };
         let millis = |name, min| number(name, min).map(Duration::from_millis);
+        let flag = |name: &'static str| -> Result<bool, ConfigError> {
+            let raw = text(name);
+            match raw.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(ConfigError {
+                    name,
+                    expected: "true or false",
+                    value: raw,
+                }),
+            }
+        };
+        let redis_cluster = flag("REDIS_CLUSTER")?;
+        let key_prefix = match var("REDIS_KEY_PREFIX") {
+            None if redis_cluster => CLUSTER_DEFAULT_PREFIX.to_owned(),
+            None => default_of("REDIS_KEY_PREFIX").to_owned(),
+            Some(prefix) if redis_cluster && hash_tag(&prefix).is_none() => {
+                return Err(ConfigError {
+                    name: "REDIS_KEY_PREFIX",
+                    expected: "a prefix holding a hash tag, such as {leads} or {leads}:, with \
+                               REDIS_CLUSTER=true (a script or MULTI may only touch keys of one \
+                               slot, and only a hash tag puts every key in the same one)",
+                    value: prefix,
+                });
+            }
+            Some(prefix) => prefix,
+        };
         // In Lambda every execution environment is its own consumer; its log stream is unique
         // to it, and a random suffix covers runtimes that do not set one.
         let consumer_name = match var("CONSUMER_NAME") {
@@ -302,6 +363,7 @@ impl Config {
             block_timeout: millis("BLOCK_TIMEOUT", 0)?,
             batch_delay: millis("BATCH_DELAY", 0)?,
             redis_url: text("REDIS_URL"),
+            redis_cluster,
             database_url: text("DATABASE_URL"),
             database_max_lifetime: millis("DATABASE_MAX_LIFETIME_MS", 1)?,
             max_leads_per_import: number("MAX_LEADS_PER_IMPORT", 1)? as usize,
@@ -311,7 +373,7 @@ impl Config {
             drain_read_count: number("DRAIN_READ_COUNT", 1)? as usize,
             drain_parallel_batches: number("DRAIN_PARALLEL_BATCHES", 1)? as usize,
             consumer_name,
-            key_prefix: text("REDIS_KEY_PREFIX"),
+            key_prefix,
             port: u16::try_from(port).map_err(|_| ConfigError {
                 name: "PORT",
                 expected: "a port number",
@@ -360,6 +422,37 @@ mod tests {
         assert_eq!(c.port, 3000);
         assert_eq!(c.consumer_name, "lead-import-consumer-1");
         assert_eq!(c.key_prefix, "");
+        assert!(!c.redis_cluster);
+    }
+
+    #[test]
+    fn cluster_mode_defaults_to_a_hash_tag_and_refuses_a_prefix_without_one() {
+        let c = config(&[("REDIS_CLUSTER", "true")]).unwrap();
+        assert!(c.redis_cluster);
+        assert_eq!(c.key_prefix, "{leads}");
+        let c = config(&[("REDIS_CLUSTER", "TRUE"), ("REDIS_KEY_PREFIX", "app:{t1}:")]).unwrap();
+        assert_eq!(c.key_prefix, "app:{t1}:");
+        for untagged in ["leads:", "{}", "{}{leads}", "{leads"] {
+            let err = config(&[("REDIS_CLUSTER", "true"), ("REDIS_KEY_PREFIX", untagged)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("REDIS_KEY_PREFIX must be a prefix holding a hash tag")
+                    && err.ends_with(&format!("got {untagged:?}")),
+                "{err}"
+            );
+        }
+        // Outside cluster mode any prefix goes, as before.
+        assert_eq!(
+            config(&[("REDIS_KEY_PREFIX", "leads:")])
+                .unwrap()
+                .key_prefix,
+            "leads:"
+        );
+        assert_eq!(
+            config(&[("REDIS_CLUSTER", "yes")]).unwrap_err().to_string(),
+            "REDIS_CLUSTER must be true or false, got \"yes\""
+        );
     }
 
     #[test]
@@ -405,7 +498,14 @@ mod tests {
     #[test]
     fn from_lookup_reads_exactly_the_listed_variables() {
         // Listed, but read elsewhere (see VARIABLES); checked by the next test and telemetry.
-        let elsewhere = ["RUST_LOG", "DATABASE_AUTH", "DATABASE_SECRET_ARN"];
+        let elsewhere = [
+            "RUST_LOG",
+            "DATABASE_AUTH",
+            "DATABASE_SECRET_ARN",
+            "REDIS_AUTH",
+            "REDIS_IAM_USER",
+            "REDIS_IAM_CACHE_ARN",
+        ];
         let mut asked = names_asked(|lookup| {
             Config::from_lookup(lookup).unwrap();
         });
@@ -434,6 +534,29 @@ mod tests {
             DatabaseAuth::from_lookup(|_| None).unwrap(),
             DatabaseAuth::from_lookup(|name| {
                 (name == "DATABASE_AUTH").then(|| listed_default.to_owned())
+            })
+            .unwrap()
+        );
+    }
+
+    #[test]
+    fn cache_auth_reads_the_listed_variables_and_default() {
+        use crate::aws::cache_auth::CacheAuth;
+        let asked = RefCell::new(BTreeSet::new());
+        let _missing_user = CacheAuth::from_lookup(|name| {
+            asked.borrow_mut().insert(name.to_owned());
+            (name == "REDIS_AUTH").then(|| "iam".to_owned())
+        });
+        let asked: Vec<String> = asked.into_inner().into_iter().collect();
+        assert_eq!(
+            asked,
+            ["REDIS_AUTH", "REDIS_IAM_CACHE_ARN", "REDIS_IAM_USER"]
+        );
+        let listed_default = default_of("REDIS_AUTH");
+        assert_eq!(
+            CacheAuth::from_lookup(|_| None).unwrap(),
+            CacheAuth::from_lookup(|name| {
+                (name == "REDIS_AUTH").then(|| listed_default.to_owned())
             })
             .unwrap()
         );

@@ -16,10 +16,11 @@
 //!   dead letters back once their cause is fixed. [`ports`] names what the import and status
 //!   use cases need from the stores, so their decision tables are unit-tested without servers.
 //! * Adapters: [`postgres`] is the durable record (one file per table: jobs, chunk outcomes,
-//!   leads) and the sign-in that gives every new connection fresh credentials; [`redis`] is the stream with its consumer group and dead letters, the status
-//!   cache, and their Lua scripts; [`api`] is the HTTP edge (axum routers served by
-//!   `lambda_http` and by the local run, the caller's identity, and problem+json, the only
-//!   error shape); [`aws`] is the Lambda glue and the database sign-in on AWS.
+//!   leads) and the sign-in that gives every new connection fresh credentials; [`redis`] is
+//!   the stream with its consumer group and dead letters, the status cache, and their Lua
+//!   scripts, on one server or a Redis Cluster; [`api`] is the HTTP edge (axum routers served
+//!   by `lambda_http` and by the local run, the caller's identity, and problem+json, the only
+//!   error shape); [`aws`] is the Lambda glue and the database and cache sign-in on AWS.
 //! * Wiring: [`config`] reads every knob, [`app`] builds the clients once per execution
 //!   environment, [`local_run`] composes the whole pipeline in one process (`make run`, the
 //!   tests, the fuzzer), and [`telemetry`] sets up logs.

@@ -3,7 +3,7 @@
 //! from Postgres by the reconciler; outages never turn healthy entries into dead letters; no
 //! trim removes an entry someone is working on; dead letters and idle consumers expire.
 
-use crate::support::app::{TestApp, spawn_app_on, spawn_app_with};
+use crate::support::app::{TestApp, TestRedis, spawn_app_on, spawn_app_with};
 use crate::support::drain::{Failures, drain_until_done, scheduled_event};
 use crate::support::leads::synthetic_leads;
 use crate::support::private_servers::{
@@ -134,7 +134,7 @@ async fn a_replica_promoted_after_it_missed_writes_still_completes_every_job_onc
             ("CLAIM_IDLE_MS", "1"),
             ("CONSUMER_NAME", "after-failover"),
         ]),
-        redis: on_replica,
+        redis: TestRedis::Single(on_replica),
         redis_url: replica.url(),
         ..t
     };

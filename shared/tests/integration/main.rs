@@ -10,6 +10,8 @@
 mod support;
 
 mod api;
+mod cache_auth;
+mod cluster;
 mod contract;
 mod credentials;
 mod database_auth;

@@ -1,14 +1,23 @@
 //! Dead letters can be re-driven once their cause is gone: the chunk is stored like a new one,
 //! the job goes from `failed` to `completed`, and nothing is stored or counted twice.
 
-use crate::support::app::spawn_app_with;
+use crate::support::app::{TestApp, spawn_app_with};
 use crate::support::leads::synthetic_leads;
 use serde_json::json;
 
+/// Every entry a dead consumer held is claimed as its second delivery: over the limit of 1.
+pub const DEAD_ON_SECOND_DELIVERY: [(&str, &str); 2] =
+    [("MAX_DELIVERIES", "1"), ("CLAIM_IDLE_MS", "1")];
+
 #[tokio::test]
 async fn a_dead_lettered_chunk_is_redriven_to_completion() {
-    // Every entry a dead consumer held is claimed as its second delivery: over the limit of 1.
-    let t = spawn_app_with(&[("MAX_DELIVERIES", "1"), ("CLAIM_IDLE_MS", "1")]).await;
+    let t = spawn_app_with(&DEAD_ON_SECOND_DELIVERY).await;
+    dead_letter_and_redrive(&t).await;
+}
+
+/// A chunk goes to the dead letters (copied and acked in one MULTI) and is re-driven (queued
+/// and removed from them in one MULTI) to completion. `t` runs with [`DEAD_ON_SECOND_DELIVERY`].
+pub async fn dead_letter_and_redrive(t: &TestApp) {
     let leads = synthetic_leads(120, "redrive", 0, 0);
     t.post_import(&json!({"importId":"redriven","leads":leads,"createdBy":"u1"}).to_string())
         .await;

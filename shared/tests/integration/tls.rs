@@ -8,7 +8,7 @@ use local_servers::{PostgresServer, RedisServer, TlsIdentity};
 use serde_json::json;
 
 /// A self-signed certificate for the loopback address the servers listen on.
-fn loopback_identity() -> TlsIdentity {
+pub fn loopback_identity() -> TlsIdentity {
     let certified =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
             .expect("a self-signed certificate");

@@ -40,7 +40,7 @@ mod rds_token;
 mod secrets_manager;
 mod sigv4;
 #[cfg(test)]
-mod test_inputs;
+pub(crate) mod test_inputs;
 mod token_source;
 
 pub use aws_identity::AwsIdentity;
@@ -50,6 +50,8 @@ pub use secrets_manager::{
     SECRET_RENEW_AFTER, SecretSource, read_rds_secret, secrets_manager_endpoint,
 };
 pub use token_source::{IamTokenSource, TOKEN_RENEW_AFTER};
+// The SigV4 step, for the cache's IAM token (`aws::cache_auth`).
+pub(crate) use sigv4::sign_v4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbAuthError {

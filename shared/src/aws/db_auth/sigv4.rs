@@ -12,7 +12,7 @@ use aws_sigv4::sign::v4;
 use super::DbAuthError;
 
 /// Signs `request` for `service` in `region` at `time`; returns what to add to the request.
-pub(super) fn sign_v4(
+pub(crate) fn sign_v4(
     request: SignableRequest<'_>,
     credentials: &Credentials,
     region: &str,

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod assertions;
+pub mod cache_acl;
 pub mod drain;
 pub mod events;
 pub mod inspect;

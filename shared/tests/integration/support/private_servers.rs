@@ -3,7 +3,7 @@
 
 use super::app::{TestApp, spawn_app_on};
 use super::servers::servers;
-use local_servers::{PostgresServer, RedisServer};
+use local_servers::{PostgresServer, RedisCluster, RedisServer};
 
 /// Like [`spawn_app_with`](super::app::spawn_app_with), on a Redis server of the test's own
 /// (its database is still on the shared Postgres cluster). The server stops when dropped.
@@ -13,10 +13,19 @@ pub async fn spawn_app_with_own_redis(overrides: &[(&str, &str)]) -> (RedisServe
     (redis, t)
 }
 
-/// An app on a Redis the test started itself (a primary with its replica, say) and the shared
-/// Postgres cluster.
+/// An app on a Redis the test started itself (a primary with its replica, say), its
+/// database on the shared Postgres cluster.
 pub async fn spawn_app_on_redis(redis_url: &str, overrides: &[(&str, &str)]) -> TestApp {
     spawn_app_on(redis_url, &servers().postgres_admin, overrides).await
+}
+
+/// An app in cluster mode (`REDIS_CLUSTER=true`, given every node as a seed) on a Redis
+/// Cluster the test started itself, its database on the shared Postgres cluster. Its key
+/// prefix is a hash tag of its own unless `overrides` sets one.
+pub async fn spawn_app_on_cluster(cluster: &RedisCluster, overrides: &[(&str, &str)]) -> TestApp {
+    let mut settings = vec![("REDIS_CLUSTER", "true")];
+    settings.extend_from_slice(overrides);
+    spawn_app_on_redis(&cluster.urls().join(","), &settings).await
 }
 
 enum ServerCommand {
