@@ -19,11 +19,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Indexes of `synthetic_leads(n, _, bad_every, 0)` with a valid email.
-fn valid_indexes(n: u32, bad_every: u32) -> Vec<u32> {
-    (0..n).filter(|i| i % bad_every != bad_every - 1).collect()
-}
-
 /// Two drains with their own consumer names on one stream, in parallel: each entry is taken
 /// by one of them, and together they store every valid lead once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
