@@ -399,6 +399,48 @@ mod tests {
     }
 
     #[test]
+    fn reading_stops_at_the_first_lead_over_the_limit() {
+        // What follows the fourth lead is never read: not even its syntax is checked.
+        let p = parse(r#"{"createdBy":"u","leads":[0,{},"x",[1,2],  not JSON"#).unwrap_err();
+        assert_eq!(p, RequestError::TooManyLeads { max: 3 });
+        assert!(ImportRequest::parse(br#"{"createdBy":"u","leads":[]}"#, 0).is_err());
+        assert_eq!(
+            ImportRequest::parse(br#"{"createdBy":"u","leads":[1]}"#, 0).unwrap_err(),
+            RequestError::TooManyLeads { max: 0 }
+        );
+    }
+
+    #[test]
+    fn a_bad_value_in_a_lead_fails_that_lead_only() {
+        let req = parse(
+            r#"{"leads":[{"fullName":"\ud800","email":"a@b.co"},{"fullName":"A","email":"a@b.co","phone":1e400},1e400],"createdBy":"u","x":[1e400,"\udfff"],"\ud800":-1e999}"#,
+        )
+        .unwrap();
+        let codes: Vec<&str> = req
+            .leads
+            .iter()
+            .map(|lead| crate::domain::Lead::parse(lead).unwrap_err().code)
+            .collect();
+        assert_eq!(codes, ["invalid_text", "wrong_type", "not_an_object"]);
+    }
+
+    #[test]
+    fn request_fields_that_are_not_text_are_named() {
+        let (_, errors) =
+            invalid(parse(r#"{"leads":[{}],"createdBy":"\udbff","importId":1e400}"#).unwrap_err());
+        let found: Vec<(&str, &str)> = errors
+            .iter()
+            .map(|e| (e.pointer.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            found[0],
+            ("/importId", "importId must be a string, not a number")
+        );
+        assert_eq!(found[1].0, "/createdBy");
+        assert!(found[1].1.contains("not valid text"), "{}", found[1].1);
+    }
+
+    #[test]
     fn duplicate_top_level_keys_are_refused() {
         let p = parse(r#"{"leads":[{}],"createdBy":"a","createdBy":"b"}"#).unwrap_err();
         assert_eq!(pointers(p), ["/createdBy"]);
