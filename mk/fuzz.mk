@@ -34,7 +34,7 @@ fuzz:
 	@cd $(FUZZ_ROOT); export PATH="$(FUZZ_PATH)"; \
 	port=$$($(PYTHON) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
 	log=$$(mktemp); \
-	env -u REDIS_URL -u DATABASE_URL PORT=$$port RUST_LOG=warn ./target/debug/leads-local >"$$log" 2>&1 & pid=$$!; \
+	env -u REDIS_URL -u DATABASE_URL PORT=$$port RUST_LOG=warn "$${CARGO_TARGET_DIR:-target}/debug/leads-local" >"$$log" 2>&1 & pid=$$!; \
 	stop() { kill -TERM $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -f "$$log"; }; \
 	trap stop EXIT; \
 	for i in $$(seq 1 240); do \

@@ -4,7 +4,7 @@
 
 use crate::support::app::spawn_app;
 use crate::support::assertions::assert_nothing_left;
-use crate::support::events::{event_json, replay_event, set_event_body};
+use crate::support::events::{event_json, replay_event, set_event_body, set_event_body_base64};
 use crate::support::requests::Answer;
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -37,22 +37,102 @@ fn message_at<'a>(answer: &'a Answer, pointer: &str) -> &'a str {
 }
 
 #[tokio::test]
-async fn body_over_6_mb_is_413_and_6_mb_is_read() {
+async fn body_over_4_mib_is_413_and_4_mib_is_read() {
+    let max = shared::api::MAX_BODY_BYTES;
+    assert_eq!(
+        max,
+        4 * 1024 * 1024,
+        "documented in openapi.yaml, README.md and docs/security.md"
+    );
     let t = spawn_app().await;
     let over = t
-        .post_import_as(
-            "application/json",
-            vec![b' '; shared::api::MAX_BODY_BYTES + 1],
-        )
+        .post_import_as("application/json", vec![b' '; max + 1])
         .await;
     assert_problem(&over, 413, "body-too-large");
-    assert!(over.body["detail"].as_str().unwrap().contains("6291456"));
-    // Exactly 6 MB is read (and judged on its content: whitespace is not JSON).
-    let at = t
-        .post_import_as("application/json", vec![b' '; shared::api::MAX_BODY_BYTES])
-        .await;
+    assert!(over.body["detail"].as_str().unwrap().contains("4194304"));
+    // Exactly 4 MiB is read (and judged on its content: whitespace is not JSON).
+    let at = t.post_import_as("application/json", vec![b' '; max]).await;
     assert_problem(&at, 400, "invalid-request");
     assert_nothing_left(&t).await;
+}
+
+/// A JSON import of exactly `size` bytes whose JSON-escaping adds more than a real import's:
+/// ten leads, an ignored field of short strings (two quotes, so two backslashes, per 9 bytes),
+/// then spaces.
+fn import_body_of(size: usize) -> Vec<u8> {
+    let leads: Vec<Value> = (0..10)
+        .map(|i| {
+            json!({"fullName": format!("Lead {i}"), "email": format!("lead{i}@example.com"),
+                "phone": "+1234567890", "status": "NEW", "source": "WEBSITE"})
+        })
+        .collect();
+    let head = json!({ "leads": leads }).to_string();
+    let mut body = format!(r#"{},"extra":["#, head.strip_suffix('}').unwrap());
+    let (item, end) = (r#""abcdef","#, r#""0"]}"#);
+    while body.len() + item.len() + end.len() <= size {
+        body.push_str(item);
+    }
+    body.push_str(end);
+    let mut body = body.into_bytes();
+    body.resize(size, b' ');
+    assert_eq!(body.len(), size);
+    body
+}
+
+/// The body limit is one that AWS lets through. Lambda refuses an event of
+/// `LAMBDA_PAYLOAD_LIMIT` bytes or more, and API Gateway's event holds the body JSON-escaped or
+/// base64-encoded, beside headers and the request context. Events carrying a body at the limit
+/// and one byte over it, in both encodings, with a JWT authorizer's context and headers at HTTP
+/// API's 10 KiB maximum, are all smaller than Lambda's limit: so the function sees them, and
+/// answers 202, and its own 413.
+///
+/// `cargo lambda watch` (scripts/lambda-emulator-test.sh) runs the function on these events
+/// too, but cannot show the limit itself: its runtime API accepts events of any size.
+#[tokio::test]
+async fn bodies_at_and_just_over_the_limit_reach_the_function_in_both_encodings() {
+    let t = spawn_app().await;
+    let max = shared::api::MAX_BODY_BYTES;
+    let mut template = event_json("import-jwt.json");
+    let header_bytes = |event: &Value| -> usize {
+        let headers = event["headers"].as_object().unwrap();
+        headers
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().unwrap().len())
+            .sum()
+    };
+    let room = 10 * 1024 - header_bytes(&template) - "x-padding".len();
+    template["headers"]["x-padding"] = json!("p".repeat(room));
+    assert_eq!(header_bytes(&template), 10 * 1024);
+    for (size, expected) in [(max, 202), (max + 1, 413)] {
+        let body = import_body_of(size);
+        for base64 in [false, true] {
+            let mut event = template.clone();
+            if base64 {
+                set_event_body_base64(&mut event, &body);
+            } else {
+                set_event_body(&mut event, body.clone());
+                let escaped = event["body"].to_string().len() - 2;
+                let overhead = escaped as f64 / size as f64 - 1.0;
+                assert!(overhead > 0.2, "escaping adds {overhead:.3}");
+            }
+            let event = event.to_string();
+            let what = format!(
+                "a {size}-byte body, base64 {base64}: a {}-byte event",
+                event.len()
+            );
+            eprintln!("{what}");
+            assert!(event.len() < shared::api::LAMBDA_PAYLOAD_LIMIT, "{what}");
+            let router = shared::api::import_router(t.app.clone());
+            let answer = replay_event(router, &event).await;
+            assert_eq!(answer.status.as_u16(), expected, "{what}: {}", answer.body);
+            if expected == 413 {
+                assert_eq!(
+                    answer.body["type"], "https://leads.example.com/problems/body-too-large",
+                    "{what}"
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]
