@@ -200,6 +200,77 @@ async fn lead_field_lengths_fail_that_lead_alone() {
     );
 }
 
+/// The codes of a job's errors, by index.
+fn error_codes(doc: &Value) -> Vec<(u64, String)> {
+    doc["progress"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["index"].as_u64().unwrap(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Values serde_json cannot build (a lone surrogate, `1e400`) and invisible characters fail
+/// their lead alone, and the same address spelt another way (NFD, capitals, the domain's
+/// A-labels) is the same person: a duplicate in the import, and one already stored afterwards.
+#[tokio::test]
+async fn bad_values_fail_their_lead_and_one_person_is_one_email() {
+    let t = spawn_app().await;
+    // Written by hand: no JSON library writes a lone surrogate or 1e400.
+    let body = r#"{"importId":"odd-values","createdBy":"u","x":[1e400,"\udfff"],"leads":[
+        {"fullName":"\ud800","email":"a@example.com"},
+        {"fullName":"B","email":"b@example.com","phone":1e400},
+        1e400,
+        {"fullName":"Caf\u00e9","email":"caf\u00e9@b\u00fccher.example","\ud800":-1e999},
+        {"fullName":"Cafe","email":"CAFE\u0301@XN--BCHER-KVA.EXAMPLE"},
+        {"fullName":"D","email":"d\u200b@example.com"},
+        {"fullName":"E","email":"e@example.com"}
+    ]}"#;
+    let answer = t.post_import(body).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    t.drain_all().await;
+    let doc = t.assert_job_accounted("odd-values", 7).await;
+    let expected = [
+        (0, "invalid_text"),
+        (1, "wrong_type"),
+        (2, "not_an_object"),
+        (4, "duplicate_in_import"),
+        (5, "invalid_email"),
+    ];
+    let expected: Vec<(u64, String)> = expected.iter().map(|(i, c)| (*i, c.to_string())).collect();
+    assert_eq!(error_codes(&doc), expected, "{doc}");
+    assert_eq!(doc["progress"]["successful"], 2);
+    let errors = doc["progress"]["errors"].to_string();
+    assert!(
+        errors.contains("zero-width"),
+        "the reason says why: {errors}"
+    );
+    assert!(
+        !errors.contains("example"),
+        "no address in a reason: {errors}"
+    );
+    // The stored spelling, and the same person sent again in other spellings.
+    let stored: Vec<String> = sqlx::query_scalar("SELECT email FROM leads ORDER BY email")
+        .fetch_all(t.app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, ["café@xn--bcher-kva.example", "e@example.com"]);
+    let again = r#"{"importId":"same-person","createdBy":"u","leads":[
+        {"fullName":"C","email":"  Cafe\u0301@B\u00dcCHER.example "},
+        {"fullName":"E","email":"E@EXAMPLE.COM"}
+    ]}"#;
+    assert_eq!(t.post_import(again).await.status, StatusCode::ACCEPTED);
+    t.drain_all().await;
+    let doc = t.assert_job_accounted("same-person", 2).await;
+    let codes: Vec<String> = error_codes(&doc).into_iter().map(|(_, c)| c).collect();
+    assert_eq!(codes, ["email_exists", "email_exists"], "{doc}");
+}
+
 #[tokio::test]
 async fn deep_json_nesting_is_400_not_a_stack_overflow() {
     let t = spawn_app().await;
