@@ -36,7 +36,8 @@ use serde::Serialize;
 /// the rest of the event; sent as text it fits as long as escaping adds less than about 49%
 /// (a JSON import adds 15–25%: one backslash per quote). So a body at the limit reaches the
 /// function in both encodings, and so does one just over it: the 413 is this API's own. Only
-/// bodies far over it (about 4.7 MB in base64, 6.2 MB as text) are stopped before the function.
+/// bodies far over it are stopped before the function (from about 4.7 MB in base64, and as
+/// text from about 5 MB of typical JSON, 6.2 MB of text with nothing to escape).
 /// The `limits` integration tests replay API Gateway events of these sizes.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
