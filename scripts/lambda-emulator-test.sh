@@ -2,7 +2,9 @@
 # The three functions under a real Lambda runtime API: `cargo lambda watch` runs their
 # bootstraps, `cargo lambda invoke` sends them the events in events/ (as `sam local invoke -e`
 # would), against private Redis and Postgres. The job must complete, and each function must
-# build its clients once per execution environment, not per invocation.
+# build its clients once per execution environment, not per invocation. import-fn also gets
+# API Gateway events of the real size: a body at the limit (shared::api::MAX_BODY_BYTES) and one
+# byte over it, as text and base64-encoded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +22,7 @@ trap cleanup EXIT
 command -v cargo-lambda >/dev/null || python3 -m pip install --quiet cargo-lambda
 cargo build -q -p leads-local -p import-fn -p drain-fn -p status-fn
 
-./target/debug/leads-local servers >"$work/servers" 2>"$work/servers.log" &
+"${CARGO_TARGET_DIR:-target}/debug/leads-local" servers >"$work/servers" 2>"$work/servers.log" &
 servers_pid=$!
 for _ in $(seq 600); do grep -q '^ready' "$work/servers" && break; sleep 0.1; done
 grep -q '^ready' "$work/servers" || { echo "private servers did not start"; cat "$work/servers.log"; exit 1; }
@@ -47,8 +49,51 @@ expect "import-fn answers a retry with 200" "$(invoke import-fn import-seed.json
 expect "import-fn refuses malformed JSON with a problem" "$(invoke import-fn import-bad-json.json)" '"statusCode":400'
 expect "import-fn refuses a form-encoded body" "$(invoke import-fn import-form-encoded.json)" '"statusCode":415'
 expect "drain-fn runs again on the same environment" "$(invoke drain-fn drain-scheduled.json)" '"entries":0'
+# The body limit, with events of the real size. A body of MAX_BODY_BYTES, and one byte more, in
+# an API Gateway v2 event (the seed event's headers and context), JSON-escaped as text and
+# base64-encoded (isBase64Encoded, as API Gateway sends a type it takes as binary): each event is
+# under Lambda's 6,291,456-byte payload limit, so on AWS the function gets it, and answers 202 at
+# the limit and its own 413 over it. The emulator shows the function's answers, not Lambda's
+# event limit: its runtime API passes on events of any size (the last case sends one over the
+# limit, which Lambda would refuse before the function; the emulator delivers it). The limit
+# itself is checked in-process against these sizes by the `limits` integration tests.
+max_body=$((4 * 1024 * 1024)) # shared::api::MAX_BODY_BYTES
+python3 - "$work" "$max_body" <<'PY'
+import base64, json, sys
+work, max_body = sys.argv[1], int(sys.argv[2])
+template = json.load(open("events/import-seed.json"))
+template["headers"].pop("content-length", None)
+def body_of(size):
+    # Ten leads, an ignored field of short strings (escaping adds about a quarter), then spaces.
+    leads = [{"fullName": f"Lead {i}", "email": f"emulator{i}@example.com"} for i in range(10)]
+    head = json.dumps({"createdBy": "emulator", "leads": leads}, separators=(",", ":"))[:-1]
+    body, item, end = head + ',"extra":[', '"abcdef",', '"0"]}'
+    body += item * ((size - len(body) - len(end)) // len(item)) + end
+    return (body + " " * (size - len(body))).encode()
+for name, size, encoded in [
+    ("at-limit-text", max_body, False), ("over-limit-text", max_body + 1, False),
+    ("at-limit-base64", max_body, True), ("over-limit-base64", max_body + 1, True),
+    ("over-lambda-limit-base64", 4_800_000, True),
+]:
+    event, body = dict(template), body_of(size)
+    event["body"] = base64.b64encode(body).decode() if encoded else body.decode()
+    event["isBase64Encoded"] = encoded
+    with open(f"{work}/{name}.json", "w") as f:
+        json.dump(event, f, separators=(",", ":"))
+PY
+invoke_big() { timeout 180 cargo lambda invoke import-fn -P "$port" --data-file "$work/$1.json"; }
+under_lambda_limit() { [ "$(stat -c %s "$work/$1.json")" -lt 6291456 ] && echo "under" || echo "over"; }
+for encoding in text base64; do
+  expect "a $max_body-byte body ($encoding) is an event under Lambda's limit" "$(under_lambda_limit "at-limit-$encoding")" "under"
+  expect "import-fn reads a $max_body-byte body ($encoding)" "$(invoke_big "at-limit-$encoding")" '"statusCode":202'
+  expect "one byte more ($encoding) is still an event under Lambda's limit" "$(under_lambda_limit "over-limit-$encoding")" "under"
+  expect "import-fn answers it 413 body-too-large ($encoding)" "$(invoke_big "over-limit-$encoding")" 'problems/body-too-large'
+done
+expect "a 4.8 MB body in base64 is an event over Lambda's limit" "$(under_lambda_limit over-lambda-limit-base64)" "over"
+expect "the emulator delivers it all the same (Lambda would not)" "$(invoke_big over-lambda-limit-base64)" '"statusCode":413'
+
 inits=$(grep -ac 'clients built for this execution environment' "$work/watch.log" || true)
-expect "clients built once per function (3 functions, 8 invocations)" "inits=$inits" "inits=3"
+expect "clients built once per function (3 functions, 13 invocations)" "inits=$inits" "inits=3"
 
 echo "emulator: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || { echo "--- cargo lambda watch log"; tail -50 "$work/watch.log"; exit 1; }

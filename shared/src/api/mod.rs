@@ -23,8 +23,27 @@ use axum::routing::{get, post};
 use problem::Problem;
 use serde::Serialize;
 
-/// Lambda's synchronous payload limit; the local run enforces the same.
-pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// The largest request body the API reads, 4 MiB (4,194,304 bytes); a larger one is answered
+/// `413 body-too-large`. The local run enforces the same.
+///
+/// Why not Lambda's 6 MB: Lambda refuses an invocation whose *event* is [`LAMBDA_PAYLOAD_LIMIT`]
+/// bytes or more, and API Gateway (HTTP API, payload 2.0) puts the body in the event as one
+/// string, JSON-escaped (a `\` more for each `"` or `\`, more for a control character) or, when
+/// `isBase64Encoded`, base64-encoded (4/3 of its size), beside the headers (at most 10 KiB on an
+/// HTTP API, the JWT's claims again in the request context) and the request context. An event
+/// that does not fit never reaches the function: API Gateway answers with an error of its own,
+/// not this API's 413. A 4 MiB body is 5,592,408 bytes in base64, which leaves 699,048 bytes for
+/// the rest of the event; sent as text it fits as long as escaping adds less than about 49%
+/// (a JSON import adds 15–25%: one backslash per quote). So a body at the limit reaches the
+/// function in both encodings, and so does one just over it: the 413 is this API's own. Only
+/// bodies far over it are stopped before the function (from about 4.7 MB in base64, and as
+/// text from about 5 MB of typical JSON, 6.2 MB of text with nothing to escape).
+/// The `limits` integration tests replay API Gateway events of these sizes.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Lambda's limit on a synchronous invocation's request payload (the whole event): an event
+/// must be smaller than this many bytes.
+pub const LAMBDA_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 
 pub const IMPORT_PATH: &str = "/leads/import";
 pub const STATUS_PATH: &str = "/leads/import/{importId}/status";

@@ -114,7 +114,11 @@ impl Problem {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
                 "Request body too large",
-                format!("the body may be at most {} bytes", super::MAX_BODY_BYTES),
+                format!(
+                    "the body may be at most {} bytes ({} MiB); split the import into smaller requests",
+                    super::MAX_BODY_BYTES,
+                    super::MAX_BODY_BYTES >> 20
+                ),
             ),
             _ => Self::invalid_request("the request body could not be read", vec![]),
         }

@@ -1,14 +1,21 @@
-use super::json_text::JsonText;
+use super::json_text::{JsonKind, JsonText, decode_string};
 use super::{Email, FieldError, FullName, LeadSource, LeadStatus, Phone};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use std::fmt;
+
+/// The fields of a lead the importer reads, in the order [`Lead::parse`] judges them.
+const FIELDS: [&str; 5] = ["fullName", "email", "phone", "status", "source"];
 
 /// One lead exactly as the request carried it, before any rule is applied.
 ///
-/// Deserializing never fails on the *content* of a lead: a number where a string belongs, a
-/// repeated key or a lead that is not an object are kept as facts here and become that lead's
-/// failure reason in [`Lead::parse`], so one bad row never rejects the whole import.
+/// Deserializing never fails on the *content* of a lead: a number where a string belongs (even
+/// one too large for an `f64`), a string that is not Unicode text, a repeated key or a lead
+/// that is not an object are kept as facts here and become that lead's failure reason in
+/// [`Lead::parse`], so one bad row never rejects the whole import. Nothing the importer does
+/// not read is kept: unknown fields are skipped, and a lead that is not an object keeps only
+/// its kind.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct LeadInput {
     full_name: JsonText,
@@ -16,7 +23,42 @@ pub struct LeadInput {
     phone: JsonText,
     status: JsonText,
     source: JsonText,
-    shape_error: Option<FieldError>,
+    shape_error: Option<ShapeError>,
+}
+
+/// Why a lead as a whole cannot be judged field by field (kept small: a request holds up to
+/// `MAX_LEADS_PER_IMPORT` leads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShapeError {
+    NotAnObject(JsonKind),
+    /// The field of [`FIELDS`] at this position appears more than once.
+    DuplicateKey(u8),
+    /// serde_json refused to read the object again although it had checked its syntax; no
+    /// known input does this, but if one did it would fail its lead, not the request.
+    Unreadable,
+}
+
+impl ShapeError {
+    fn to_field_error(self) -> FieldError {
+        match self {
+            ShapeError::NotAnObject(kind) => FieldError::new(
+                "",
+                "not_an_object",
+                format!("a lead must be an object, not {}", kind.described()),
+            ),
+            ShapeError::DuplicateKey(slot) => {
+                let name = FIELDS[usize::from(slot)];
+                FieldError::new(
+                    name,
+                    "duplicate_key",
+                    format!("{name} appears more than once in this lead"),
+                )
+            }
+            ShapeError::Unreadable => {
+                FieldError::new("", "unreadable", "this lead could not be read as JSON")
+            }
+        }
+    }
 }
 
 /// A lead that passed every rule, normalized for storage: each field is its parsed type, all
@@ -33,8 +75,8 @@ pub struct Lead {
 impl Lead {
     /// Applies the rules field by field and reports the first field that fails.
     pub fn parse(input: &LeadInput) -> Result<Lead, FieldError> {
-        if let Some(err) = &input.shape_error {
-            return Err(err.clone());
+        if let Some(err) = input.shape_error {
+            return Err(err.to_field_error());
         }
         Lead::from_fields(
             input.full_name.required("fullName")?,
@@ -67,36 +109,60 @@ impl Lead {
     }
 }
 
+impl LeadInput {
+    /// Judges a lead by its raw JSON text (syntax already checked by serde_json): an object is
+    /// read field by field, anything else keeps only its kind.
+    pub(crate) fn from_raw(raw: &str) -> Self {
+        match JsonKind::of(raw) {
+            JsonKind::Object => serde_json::from_str::<LeadObject>(raw)
+                .map(|object| object.0)
+                .unwrap_or_else(|_| LeadInput::shaped(ShapeError::Unreadable)),
+            kind => LeadInput::shaped(ShapeError::NotAnObject(kind)),
+        }
+    }
+
+    fn shaped(error: ShapeError) -> Self {
+        LeadInput {
+            shape_error: Some(error),
+            ..LeadInput::default()
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for LeadInput {
+    /// Only from serde_json's text deserializers (`from_str`, `from_slice`): the lead is read
+    /// as a borrowed [`RawValue`] first, so no value inside it can fail the document.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <&'de RawValue>::deserialize(deserializer)?;
+        Ok(LeadInput::from_raw(raw.get()))
+    }
+}
+
+/// A lead that is a JSON object, read field by field. Keys and values are raw text, so
+/// reading cannot fail on their content: a key that is not Unicode text cannot name a field
+/// and is skipped like any unknown key.
+struct LeadObject(LeadInput);
+
+impl<'de> Deserialize<'de> for LeadObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct LeadVisitor;
         impl<'de> Visitor<'de> for LeadVisitor {
-            type Value = LeadInput;
+            type Value = LeadObject;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a lead object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LeadInput, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LeadObject, A::Error> {
                 let mut lead = LeadInput::default();
-                let mut seen = [false; 5];
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    let (slot, name) = match key.as_ref() {
-                        "fullName" => (0, "fullName"),
-                        "email" => (1, "email"),
-                        "phone" => (2, "phone"),
-                        "status" => (3, "status"),
-                        "source" => (4, "source"),
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                            continue;
-                        }
+                let mut seen = [false; FIELDS.len()];
+                while let Some(key) = map.next_key::<&'de RawValue>()? {
+                    let name = decode_string(key.get());
+                    let Some(slot) = FIELDS.iter().position(|f| Some(*f) == name.as_deref()) else {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
                     };
                     let value = map.next_value::<JsonText>()?;
                     if std::mem::replace(&mut seen[slot], true) && lead.shape_error.is_none() {
-                        lead.shape_error = Some(FieldError::new(
-                            name,
-                            "duplicate_key",
-                            format!("{name} appears more than once in this lead"),
-                        ));
+                        lead.shape_error = Some(ShapeError::DuplicateKey(slot as u8));
                     }
                     *[
                         &mut lead.full_name,
@@ -106,45 +172,10 @@ impl<'de> Deserialize<'de> for LeadInput {
                         &mut lead.source,
                     ][slot] = value;
                 }
-                Ok(lead)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<LeadInput, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(LeadInput::not_an_object("an array"))
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<LeadInput, E> {
-                Ok(LeadInput::not_an_object("a string"))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<LeadInput, E> {
-                Ok(LeadInput::not_an_object("a boolean"))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<LeadInput, E> {
-                Ok(LeadInput::not_an_object("a number"))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<LeadInput, E> {
-                Ok(LeadInput::not_an_object("a number"))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<LeadInput, E> {
-                Ok(LeadInput::not_an_object("a number"))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<LeadInput, E> {
-                Ok(LeadInput::not_an_object("null"))
+                Ok(LeadObject(lead))
             }
         }
-        deserializer.deserialize_any(LeadVisitor)
-    }
-}
-
-impl LeadInput {
-    fn not_an_object(kind: &'static str) -> Self {
-        LeadInput {
-            shape_error: Some(FieldError::new(
-                "",
-                "not_an_object",
-                format!("a lead must be an object, not {kind}"),
-            )),
-            ..LeadInput::default()
-        }
+        deserializer.deserialize_map(LeadVisitor)
     }
 }
 
@@ -210,6 +241,51 @@ mod tests {
     fn unknown_keys_are_ignored() {
         assert!(parse(r#"{"fullName":"Ada","email":"a@b.co","company":{"name":"X"}}"#).is_ok());
     }
+
+    #[test]
+    fn values_serde_json_cannot_build_fail_their_field_only() {
+        let err = parse(r#"{"fullName":"\ud800","email":"a@b.co"}"#).unwrap_err();
+        assert_eq!((err.field, err.code), ("fullName", "invalid_text"));
+        assert!(err.message.contains("surrogate"), "{}", err.message);
+        let err = parse(r#"{"fullName":"Ada","email":"a@b.co","phone":1e400}"#).unwrap_err();
+        assert_eq!((err.field, err.code), ("phone", "wrong_type"));
+        assert_eq!(err.message, "phone must be a string, not a number");
+        let err = parse(r#"{"fullName":"Ada","email":"a\udc00@b.co"}"#).unwrap_err();
+        assert_eq!((err.field, err.code), ("email", "invalid_text"));
+        assert_eq!(parse("1e400").unwrap_err().code, "not_an_object");
+        assert_eq!(parse(r#""\ud800""#).unwrap_err().code, "not_an_object");
+        // In ignored places they are skipped, unread.
+        assert!(
+            parse(r#"{"\ud800":1,"x":[1e400,"\udfff",{"\ud800":-1e999}],"fullName":"Ada","email":"a@b.co"}"#)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn escaped_keys_and_values_are_decoded() {
+        let lead = parse(r#"{"full\u004eame":"Ad\u00e1","email":"a\u0040b.co"}"#).unwrap();
+        assert_eq!(
+            (lead.full_name.as_str(), lead.email.as_str()),
+            ("Adá", "a@b.co")
+        );
+    }
+
+    #[test]
+    fn a_lead_keeps_nothing_it_does_not_read() {
+        // Five texts of 16 bytes and a small shape error: a request holds up to
+        // MAX_LEADS_PER_IMPORT of these.
+        assert!(
+            std::mem::size_of::<LeadInput>() <= 88,
+            "{}",
+            std::mem::size_of::<LeadInput>()
+        );
+        let big_array = format!("[{}0]", "0,".repeat(100_000));
+        let input: LeadInput = serde_json::from_str(&big_array).unwrap();
+        assert_eq!(
+            input,
+            LeadInput::shaped(ShapeError::NotAnObject(JsonKind::Array))
+        );
+    }
 }
 
 #[cfg(test)]
@@ -234,7 +310,7 @@ mod properties {
     proptest! {
         #[test]
         fn any_json_is_a_lead_input_and_judging_it_never_panics(value in prop_oneof![json_value(), lead_like()]) {
-            let input: LeadInput = serde_json::from_value(value).expect("any JSON value is a LeadInput");
+            let input: LeadInput = serde_json::from_str(&value.to_string()).expect("any JSON value is a LeadInput");
             match Lead::parse(&input) {
                 Ok(lead) => {
                     // Normalizing is idempotent: the stored lead, sent again, is itself.

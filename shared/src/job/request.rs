@@ -4,10 +4,12 @@
 //! the whole request. Problems inside one lead are not decided here: each lead is kept as a
 //! [`LeadInput`] and judged on its own by the import plan.
 
-use crate::domain::json_text::JsonText;
+use crate::domain::json_text::{JsonText, decode_string};
 use crate::domain::{CreatedBy, ImportId, LeadInput};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use std::cell::Cell;
 use std::fmt;
 
 /// How deeply arrays and objects may nest in a request body. The request itself needs three
@@ -26,8 +28,10 @@ pub enum RequestError {
         detail: String,
         errors: Vec<InvalidParam>,
     },
-    #[error("an import may hold at most {max} leads; this one has {found}")]
-    TooManyLeads { max: usize, found: usize },
+    /// More leads than `max`: parsing stops at the first lead over it, so how many more the
+    /// request holds is not known.
+    #[error("an import may hold at most {max} leads; this one has more")]
+    TooManyLeads { max: usize },
     /// `createdBy` names someone other than the verified caller.
     #[error("createdBy must be the authenticated caller; leave it out to use your identity")]
     NotTheCaller,
@@ -78,12 +82,34 @@ impl ImportRequest {
                 vec![],
             ));
         }
-        let raw: RawRequest = serde_json::from_slice(body).map_err(|e| {
+        let text = std::str::from_utf8(body).map_err(|e| {
             RequestError::invalid(
-                format!("the body is not valid JSON for an import: {e}"),
+                format!(
+                    "the body is not valid JSON for an import: it is not UTF-8 (byte {})",
+                    e.valid_up_to()
+                ),
                 vec![],
             )
         })?;
+        let over_limit = Cell::new(false);
+        let seed = RequestSeed {
+            max_leads,
+            over_limit: &over_limit,
+        };
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let raw = seed
+            .deserialize(&mut deserializer)
+            .and_then(|raw| deserializer.end().map(|()| raw))
+            .map_err(|e| {
+                if over_limit.get() {
+                    RequestError::TooManyLeads { max: max_leads }
+                } else {
+                    RequestError::invalid(
+                        format!("the body is not valid JSON for an import: {e}"),
+                        vec![],
+                    )
+                }
+            })?;
         if let Some(key) = raw.duplicate_key {
             return Err(RequestError::invalid(
                 format!("{key} appears more than once"),
@@ -102,7 +128,7 @@ impl ImportRequest {
             }
         };
         let created_by = match (caller, &raw.created_by) {
-            (Some(caller), JsonText::Absent) => Some(caller.clone()),
+            (Some(caller), created_by) if created_by.is_absent() => Some(caller.clone()),
             _ => raw
                 .created_by
                 .required("createdBy")
@@ -134,19 +160,11 @@ impl ImportRequest {
             LeadsField::Array(leads) => Some(leads),
         };
         match (created_by, leads) {
-            (Some(created_by), Some(leads)) if errors.is_empty() => {
-                if leads.len() > max_leads {
-                    return Err(RequestError::TooManyLeads {
-                        max: max_leads,
-                        found: leads.len(),
-                    });
-                }
-                Ok(ImportRequest {
-                    import_id,
-                    created_by,
-                    leads,
-                })
-            }
+            (Some(created_by), Some(leads)) if errors.is_empty() => Ok(ImportRequest {
+                import_id,
+                created_by,
+                leads,
+            }),
             _ => Err(RequestError::invalid(
                 "the import request is invalid",
                 errors,
@@ -208,82 +226,105 @@ enum LeadsField {
     Wrong(&'static str),
 }
 
-impl<'de> Deserialize<'de> for RawRequest {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct RequestVisitor;
-        impl<'de> Visitor<'de> for RequestVisitor {
-            type Value = RawRequest;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object with importId, leads and createdBy")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRequest, A::Error> {
-                let mut raw = RawRequest::default();
-                let mut seen = [false; 3];
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    let (slot, name) = match key.as_ref() {
-                        "importId" => (0, "importId"),
-                        "createdBy" => (1, "createdBy"),
-                        "leads" => (2, "leads"),
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                            continue;
-                        }
-                    };
-                    if std::mem::replace(&mut seen[slot], true) {
-                        raw.duplicate_key.get_or_insert(name);
-                    }
-                    match slot {
-                        0 => raw.import_id = map.next_value()?,
-                        1 => raw.created_by = map.next_value()?,
-                        _ => raw.leads = map.next_value()?,
-                    }
-                }
-                Ok(raw)
-            }
-        }
-        deserializer.deserialize_map(RequestVisitor)
+/// Reads the request with the lead limit in hand: the `leads` array is counted as it is read,
+/// and reading stops at the first lead over `max_leads`, setting `over_limit`. So neither the
+/// leads past the limit nor the bytes after them are ever looked at, and memory stays bounded
+/// by the limit whatever the body holds.
+#[derive(Clone, Copy)]
+struct RequestSeed<'a> {
+    max_leads: usize,
+    over_limit: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for RequestSeed<'_> {
+    type Value = RawRequest;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawRequest, D::Error> {
+        deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> Deserialize<'de> for LeadsField {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct LeadsVisitor;
-        impl<'de> Visitor<'de> for LeadsVisitor {
-            type Value = LeadsField;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array of leads")
+impl<'de> Visitor<'de> for RequestSeed<'_> {
+    type Value = RawRequest;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object with importId, leads and createdBy")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRequest, A::Error> {
+        const NAMES: [&str; 3] = ["importId", "createdBy", "leads"];
+        let mut raw = RawRequest::default();
+        let mut seen = [false; NAMES.len()];
+        while let Some(key) = map.next_key::<&'de RawValue>()? {
+            // A key that is not Unicode text names no field: it is skipped like any unknown one.
+            let name = decode_string(key.get());
+            let Some(slot) = NAMES.iter().position(|n| Some(*n) == name.as_deref()) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            if std::mem::replace(&mut seen[slot], true) {
+                raw.duplicate_key.get_or_insert(NAMES[slot]);
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LeadsField, A::Error> {
-                let mut leads = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16_384));
-                while let Some(lead) = seq.next_element::<LeadInput>()? {
-                    leads.push(lead);
-                }
-                Ok(LeadsField::Array(leads))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LeadsField, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(LeadsField::Wrong("an object"))
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<LeadsField, E> {
-                Ok(LeadsField::Wrong("a string"))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<LeadsField, E> {
-                Ok(LeadsField::Wrong("a boolean"))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<LeadsField, E> {
-                Ok(LeadsField::Wrong("a number"))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<LeadsField, E> {
-                Ok(LeadsField::Wrong("a number"))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<LeadsField, E> {
-                Ok(LeadsField::Wrong("a number"))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<LeadsField, E> {
-                Ok(LeadsField::Absent)
+            match slot {
+                0 => raw.import_id = map.next_value()?,
+                1 => raw.created_by = map.next_value()?,
+                _ => raw.leads = map.next_value_seed(LeadsSeed(self))?,
             }
         }
-        deserializer.deserialize_any(LeadsVisitor)
+        Ok(raw)
+    }
+}
+
+/// The `leads` field, read with the limit.
+struct LeadsSeed<'a>(RequestSeed<'a>);
+
+impl<'de> DeserializeSeed<'de> for LeadsSeed<'_> {
+    type Value = LeadsField;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<LeadsField, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LeadsSeed<'_> {
+    type Value = LeadsField;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of leads")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LeadsField, A::Error> {
+        let RequestSeed {
+            max_leads,
+            over_limit,
+        } = self.0;
+        let mut leads = Vec::with_capacity(max_leads.min(1024));
+        while let Some(lead) = seq.next_element::<LeadInput>()? {
+            if leads.len() == max_leads {
+                over_limit.set(true);
+                return Err(de::Error::custom(format_args!(
+                    "more than {max_leads} leads"
+                )));
+            }
+            leads.push(lead);
+        }
+        Ok(LeadsField::Array(leads))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LeadsField, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(LeadsField::Wrong("an object"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<LeadsField, E> {
+        Ok(LeadsField::Wrong("a string"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<LeadsField, E> {
+        Ok(LeadsField::Wrong("a boolean"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<LeadsField, E> {
+        Ok(LeadsField::Wrong("a number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<LeadsField, E> {
+        Ok(LeadsField::Wrong("a number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<LeadsField, E> {
+        Ok(LeadsField::Wrong("a number"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<LeadsField, E> {
+        Ok(LeadsField::Absent)
     }
 }
 
@@ -349,8 +390,54 @@ mod tests {
     #[test]
     fn more_leads_than_the_limit_are_refused() {
         let p = parse(r#"{"leads":[{},{},{},{}],"createdBy":"u"}"#).unwrap_err();
-        assert_eq!(p, RequestError::TooManyLeads { max: 3, found: 4 });
+        assert_eq!(p, RequestError::TooManyLeads { max: 3 });
+        assert_eq!(
+            p.to_string(),
+            "an import may hold at most 3 leads; this one has more"
+        );
         assert!(parse(r#"{"leads":[{},{},{}],"createdBy":"u"}"#).is_ok());
+    }
+
+    #[test]
+    fn reading_stops_at_the_first_lead_over_the_limit() {
+        // What follows the fourth lead is never read: not even its syntax is checked.
+        let p = parse(r#"{"createdBy":"u","leads":[0,{},"x",[1,2],  not JSON"#).unwrap_err();
+        assert_eq!(p, RequestError::TooManyLeads { max: 3 });
+        assert!(ImportRequest::parse(br#"{"createdBy":"u","leads":[]}"#, 0).is_err());
+        assert_eq!(
+            ImportRequest::parse(br#"{"createdBy":"u","leads":[1]}"#, 0).unwrap_err(),
+            RequestError::TooManyLeads { max: 0 }
+        );
+    }
+
+    #[test]
+    fn a_bad_value_in_a_lead_fails_that_lead_only() {
+        let req = parse(
+            r#"{"leads":[{"fullName":"\ud800","email":"a@b.co"},{"fullName":"A","email":"a@b.co","phone":1e400},1e400],"createdBy":"u","x":[1e400,"\udfff"],"\ud800":-1e999}"#,
+        )
+        .unwrap();
+        let codes: Vec<&str> = req
+            .leads
+            .iter()
+            .map(|lead| crate::domain::Lead::parse(lead).unwrap_err().code)
+            .collect();
+        assert_eq!(codes, ["invalid_text", "wrong_type", "not_an_object"]);
+    }
+
+    #[test]
+    fn request_fields_that_are_not_text_are_named() {
+        let (_, errors) =
+            invalid(parse(r#"{"leads":[{}],"createdBy":"\udbff","importId":1e400}"#).unwrap_err());
+        let found: Vec<(&str, &str)> = errors
+            .iter()
+            .map(|e| (e.pointer.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            found[0],
+            ("/importId", "importId must be a string, not a number")
+        );
+        assert_eq!(found[1].0, "/createdBy");
+        assert!(found[1].1.contains("not valid text"), "{}", found[1].1);
     }
 
     #[test]
@@ -455,6 +542,123 @@ mod properties {
                 Ok(request) => prop_assert_eq!(request.created_by, caller),
                 Err(p) => assert_clear(&p)?,
             }
+        }
+    }
+}
+
+/// Peak memory of parsing a 6 MB body, measured in a child process of its own so that no other
+/// test's allocations count: the test re-runs this test binary filtered to the one ignored
+/// helper below, which parses one body and reports its `VmHWM` (peak resident set).
+#[cfg(all(test, target_os = "linux"))]
+mod memory {
+    use super::*;
+    use std::process::Command;
+
+    /// Which body the child parses; unset, the helper does nothing.
+    const CASE_VARIABLE: &str = "LEADS_PARSE_MEMORY_CASE";
+    const BODY_BYTES: usize = 6 * 1024 * 1024;
+    const PEAK_LIMIT_KB: u64 = 64 * 1024;
+    const MINIMAL_LEAD: &str = r#"{"fullName":"a","email":"a@b.co"}"#;
+
+    /// `{"leads":[item,item,…],"createdBy":"u"}` of about `BODY_BYTES`, and its item count.
+    fn body_of(item: &str) -> (Vec<u8>, usize) {
+        let (head, tail) = (br#"{"leads":["#, br#"],"createdBy":"u"}"#);
+        let count = (BODY_BYTES - head.len() - tail.len()) / (item.len() + 1);
+        let mut body = Vec::with_capacity(BODY_BYTES);
+        body.extend_from_slice(head);
+        for i in 0..count {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(item.as_bytes());
+        }
+        body.extend_from_slice(tail);
+        (body, count)
+    }
+
+    /// The cases: a name, the body's item, the lead limit, and the outcome expected.
+    fn cases() -> [(&'static str, &'static str, usize, &'static str); 3] {
+        [
+            ("zeros", "0", 10_000, "refused"),
+            (
+                "minimal-leads-over-the-limit",
+                MINIMAL_LEAD,
+                10_000,
+                "refused",
+            ),
+            (
+                "minimal-leads-under-a-raised-limit",
+                MINIMAL_LEAD,
+                1_000_000,
+                "accepted",
+            ),
+        ]
+    }
+
+    fn peak_rss_kb() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmHWM line in kB")
+    }
+
+    #[test]
+    #[ignore = "the child side of parsing_6_mb_peaks_under_64_mb, which runs it"]
+    fn parse_one_body_and_report_the_peak() {
+        let Ok(name) = std::env::var(CASE_VARIABLE) else {
+            return;
+        };
+        let (_, item, max_leads, _) = cases()
+            .into_iter()
+            .find(|case| case.0 == name)
+            .expect("a known case");
+        let (body, count) = body_of(item);
+        let outcome = ImportRequest::parse(&body, max_leads);
+        let summary = match &outcome {
+            Ok(request) => format!("accepted {} of {count}", request.leads.len()),
+            Err(e) => format!("refused: {e}"),
+        };
+        let peak = peak_rss_kb();
+        drop(std::hint::black_box(outcome));
+        println!(
+            "body_bytes={} items={count} peak_kb={peak} {summary}",
+            body.len()
+        );
+    }
+
+    #[test]
+    fn parsing_6_mb_peaks_under_64_mb() {
+        for (name, _, _, expected) in cases() {
+            let output = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "job::request::memory::parse_one_body_and_report_the_peak",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CASE_VARIABLE, name)
+                .output()
+                .expect("the test binary runs again");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(output.status.success(), "{name}: {stdout}");
+            // libtest prints the test's name on the same line, before the report.
+            let report = stdout
+                .lines()
+                .find_map(|line| line.find("body_bytes=").map(|at| &line[at..]))
+                .unwrap_or_else(|| panic!("{name}: no report in {stdout}"));
+            eprintln!("{name}: {report}");
+            let peak: u64 = report
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("peak_kb="))
+                .and_then(|kb| kb.parse().ok())
+                .expect("peak_kb");
+            // The body itself is resident: a peak below it would not be a measurement.
+            assert!(peak > (BODY_BYTES / 1024) as u64, "{name}: {report}");
+            assert!(peak < PEAK_LIMIT_KB, "{name}: {report}");
+            assert!(report.contains(expected), "{name}: {report}");
         }
     }
 }

@@ -339,3 +339,54 @@ fn the_checker_catches_what_breaks_the_contract() {
         )
     ));
 }
+
+/// The request's schemas say exactly what the parser refuses whole, so a client validating
+/// against the contract and the service agree (schemathesis checks it from outside, `make
+/// fuzz`): createdBy's pattern is `CreatedBy::parse`, and any JSON value is an item of leads.
+#[test]
+fn the_request_schema_is_what_the_parser_accepts() {
+    let spec = spec();
+    let request = &spec["components"]["schemas"]["ImportRequest"]["properties"];
+    let created_by = validator(&spec, &request["createdBy"]);
+    let item = validator(&spec, &request["leads"]["items"]);
+    let spaces = [
+        "",
+        " ",
+        "\t",
+        "\n\r",
+        "\u{85}",
+        "\u{a0}",
+        "\u{3000} \u{2028}",
+    ];
+    let cores = [
+        "", "u", "a b", "é", "😀", "\u{feff}", "a\u{0}b", "a\u{7f}", "\u{9f}", "x\u{85}y",
+        "y\u{9a}",
+    ];
+    let lengths = [1, 127, 128, 129];
+    let mut checked = 0;
+    for pad in spaces {
+        for core in cores
+            .iter()
+            .map(|c| c.to_string())
+            .chain(lengths.iter().map(|n| "é".repeat(*n)))
+        {
+            let raw = format!("{pad}{core}{pad}");
+            assert_eq!(
+                created_by.is_valid(&json!(raw)),
+                shared::domain::CreatedBy::parse(&raw).is_ok(),
+                "createdBy {raw:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 100);
+    for value in [
+        json!(0),
+        json!(null),
+        json!("AAA"),
+        json!([]),
+        json!({"x": 1}),
+    ] {
+        assert!(item.is_valid(&value), "{value}");
+    }
+}

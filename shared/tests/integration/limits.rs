@@ -4,7 +4,7 @@
 
 use crate::support::app::spawn_app;
 use crate::support::assertions::assert_nothing_left;
-use crate::support::events::{event_json, replay_event, set_event_body};
+use crate::support::events::{event_json, replay_event, set_event_body, set_event_body_base64};
 use crate::support::requests::Answer;
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -37,22 +37,102 @@ fn message_at<'a>(answer: &'a Answer, pointer: &str) -> &'a str {
 }
 
 #[tokio::test]
-async fn body_over_6_mb_is_413_and_6_mb_is_read() {
+async fn body_over_4_mib_is_413_and_4_mib_is_read() {
+    let max = shared::api::MAX_BODY_BYTES;
+    assert_eq!(
+        max,
+        4 * 1024 * 1024,
+        "documented in openapi.yaml, README.md and docs/security.md"
+    );
     let t = spawn_app().await;
     let over = t
-        .post_import_as(
-            "application/json",
-            vec![b' '; shared::api::MAX_BODY_BYTES + 1],
-        )
+        .post_import_as("application/json", vec![b' '; max + 1])
         .await;
     assert_problem(&over, 413, "body-too-large");
-    assert!(over.body["detail"].as_str().unwrap().contains("6291456"));
-    // Exactly 6 MB is read (and judged on its content: whitespace is not JSON).
-    let at = t
-        .post_import_as("application/json", vec![b' '; shared::api::MAX_BODY_BYTES])
-        .await;
+    assert!(over.body["detail"].as_str().unwrap().contains("4194304"));
+    // Exactly 4 MiB is read (and judged on its content: whitespace is not JSON).
+    let at = t.post_import_as("application/json", vec![b' '; max]).await;
     assert_problem(&at, 400, "invalid-request");
     assert_nothing_left(&t).await;
+}
+
+/// A JSON import of exactly `size` bytes whose JSON-escaping adds more than a real import's:
+/// ten leads, an ignored field of short strings (two quotes, so two backslashes, per 9 bytes),
+/// then spaces.
+fn import_body_of(size: usize) -> Vec<u8> {
+    let leads: Vec<Value> = (0..10)
+        .map(|i| {
+            json!({"fullName": format!("Lead {i}"), "email": format!("lead{i}@example.com"),
+                "phone": "+1234567890", "status": "NEW", "source": "WEBSITE"})
+        })
+        .collect();
+    let head = json!({ "leads": leads }).to_string();
+    let mut body = format!(r#"{},"extra":["#, head.strip_suffix('}').unwrap());
+    let (item, end) = (r#""abcdef","#, r#""0"]}"#);
+    while body.len() + item.len() + end.len() <= size {
+        body.push_str(item);
+    }
+    body.push_str(end);
+    let mut body = body.into_bytes();
+    body.resize(size, b' ');
+    assert_eq!(body.len(), size);
+    body
+}
+
+/// The body limit is one that AWS lets through. Lambda refuses an event of
+/// `LAMBDA_PAYLOAD_LIMIT` bytes or more, and API Gateway's event holds the body JSON-escaped or
+/// base64-encoded, beside headers and the request context. Events carrying a body at the limit
+/// and one byte over it, in both encodings, with a JWT authorizer's context and headers at HTTP
+/// API's 10 KiB maximum, are all smaller than Lambda's limit: so the function sees them, and
+/// answers 202, and its own 413.
+///
+/// `cargo lambda watch` (scripts/lambda-emulator-test.sh) runs the function on these events
+/// too, but cannot show the limit itself: its runtime API accepts events of any size.
+#[tokio::test]
+async fn bodies_at_and_just_over_the_limit_reach_the_function_in_both_encodings() {
+    let t = spawn_app().await;
+    let max = shared::api::MAX_BODY_BYTES;
+    let mut template = event_json("import-jwt.json");
+    let header_bytes = |event: &Value| -> usize {
+        let headers = event["headers"].as_object().unwrap();
+        headers
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().unwrap().len())
+            .sum()
+    };
+    let room = 10 * 1024 - header_bytes(&template) - "x-padding".len();
+    template["headers"]["x-padding"] = json!("p".repeat(room));
+    assert_eq!(header_bytes(&template), 10 * 1024);
+    for (size, expected) in [(max, 202), (max + 1, 413)] {
+        let body = import_body_of(size);
+        for base64 in [false, true] {
+            let mut event = template.clone();
+            if base64 {
+                set_event_body_base64(&mut event, &body);
+            } else {
+                set_event_body(&mut event, body.clone());
+                let escaped = event["body"].to_string().len() - 2;
+                let overhead = escaped as f64 / size as f64 - 1.0;
+                assert!(overhead > 0.2, "escaping adds {overhead:.3}");
+            }
+            let event = event.to_string();
+            let what = format!(
+                "a {size}-byte body, base64 {base64}: a {}-byte event",
+                event.len()
+            );
+            eprintln!("{what}");
+            assert!(event.len() < shared::api::LAMBDA_PAYLOAD_LIMIT, "{what}");
+            let router = shared::api::import_router(t.app.clone());
+            let answer = replay_event(router, &event).await;
+            assert_eq!(answer.status.as_u16(), expected, "{what}: {}", answer.body);
+            if expected == 413 {
+                assert_eq!(
+                    answer.body["type"], "https://leads.example.com/problems/body-too-large",
+                    "{what}"
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -118,6 +198,77 @@ async fn lead_field_lengths_fail_that_lead_alone() {
         doc["progress"]["successful"], 1,
         "200 characters (not bytes) pass"
     );
+}
+
+/// The codes of a job's errors, by index.
+fn error_codes(doc: &Value) -> Vec<(u64, String)> {
+    doc["progress"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["index"].as_u64().unwrap(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Values serde_json cannot build (a lone surrogate, `1e400`) and invisible characters fail
+/// their lead alone, and the same address spelt another way (NFD, capitals, the domain's
+/// A-labels) is the same person: a duplicate in the import, and one already stored afterwards.
+#[tokio::test]
+async fn bad_values_fail_their_lead_and_one_person_is_one_email() {
+    let t = spawn_app().await;
+    // Written by hand: no JSON library writes a lone surrogate or 1e400.
+    let body = r#"{"importId":"odd-values","createdBy":"u","x":[1e400,"\udfff"],"leads":[
+        {"fullName":"\ud800","email":"a@example.com"},
+        {"fullName":"B","email":"b@example.com","phone":1e400},
+        1e400,
+        {"fullName":"Caf\u00e9","email":"caf\u00e9@b\u00fccher.example","\ud800":-1e999},
+        {"fullName":"Cafe","email":"CAFE\u0301@XN--BCHER-KVA.EXAMPLE"},
+        {"fullName":"D","email":"d\u200b@example.com"},
+        {"fullName":"E","email":"e@example.com"}
+    ]}"#;
+    let answer = t.post_import(body).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    t.drain_all().await;
+    let doc = t.assert_job_accounted("odd-values", 7).await;
+    let expected = [
+        (0, "invalid_text"),
+        (1, "wrong_type"),
+        (2, "not_an_object"),
+        (4, "duplicate_in_import"),
+        (5, "invalid_email"),
+    ];
+    let expected: Vec<(u64, String)> = expected.iter().map(|(i, c)| (*i, c.to_string())).collect();
+    assert_eq!(error_codes(&doc), expected, "{doc}");
+    assert_eq!(doc["progress"]["successful"], 2);
+    let errors = doc["progress"]["errors"].to_string();
+    assert!(
+        errors.contains("zero-width"),
+        "the reason says why: {errors}"
+    );
+    assert!(
+        !errors.contains("example"),
+        "no address in a reason: {errors}"
+    );
+    // The stored spelling, and the same person sent again in other spellings.
+    let stored: Vec<String> = sqlx::query_scalar("SELECT email FROM leads ORDER BY email")
+        .fetch_all(t.app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, ["café@xn--bcher-kva.example", "e@example.com"]);
+    let again = r#"{"importId":"same-person","createdBy":"u","leads":[
+        {"fullName":"C","email":"  Cafe\u0301@B\u00dcCHER.example "},
+        {"fullName":"E","email":"E@EXAMPLE.COM"}
+    ]}"#;
+    assert_eq!(t.post_import(again).await.status, StatusCode::ACCEPTED);
+    t.drain_all().await;
+    let doc = t.assert_job_accounted("same-person", 2).await;
+    let codes: Vec<String> = error_codes(&doc).into_iter().map(|(_, c)| c).collect();
+    assert_eq!(codes, ["email_exists", "email_exists"], "{doc}");
 }
 
 #[tokio::test]

@@ -34,6 +34,18 @@ pub fn set_event_body(event: &mut Value, body: Vec<u8>) {
     }
 }
 
+/// Puts `body` in an API Gateway v2 event base64-encoded, as API Gateway does for a content type
+/// it takes as binary. The `content-length` header of the original body goes.
+pub fn set_event_body_base64(event: &mut Value, body: &[u8]) {
+    use base64::Engine as _;
+    event["headers"]
+        .as_object_mut()
+        .expect("an event with headers")
+        .remove("content-length");
+    event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(body));
+    event["isBase64Encoded"] = json!(true);
+}
+
 /// Sends an API Gateway v2 event (JSON) through `lambda_http`'s adapter, exactly as the Lambda
 /// runtime does, and returns API Gateway's response (`statusCode`, `headers`, `body`) as an
 /// [`Answer`].
