@@ -26,14 +26,19 @@ pub async fn serve(
     mut app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (kicks, inbox) = mpsc::unbounded_channel();
-    app.starter = DrainStarter::Local(kicks);
-    let drain_loop = tokio::spawn(drain_loop(app.clone(), inbox));
+    let drain_loop = start_drain_loop(&mut app);
     let served = axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await;
     drain_loop.abort();
     served
+}
+
+/// Starts the drain loop and points `app`'s drain starter at it.
+pub fn start_drain_loop(app: &mut App) -> tokio::task::JoinHandle<()> {
+    let (kicks, inbox) = mpsc::unbounded_channel();
+    app.starter = DrainStarter::Local(kicks);
+    tokio::spawn(drain_loop(app.clone(), inbox))
 }
 
 /// Runs a drain invocation for every kick while fewer than `DRAIN_MAX_CONCURRENCY` run (a

@@ -18,6 +18,7 @@ mod database_auth;
 mod database_refusal;
 mod database_roles;
 mod durability;
+mod event_driven;
 mod faults;
 mod identity;
 mod limits;
