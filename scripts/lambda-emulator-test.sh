@@ -13,6 +13,7 @@ failed=0
 work=$(mktemp -d)
 cleanup() {
   [ -n "${watch_pid:-}" ] && kill -- "-$watch_pid" 2>/dev/null || true
+  [ -n "${watch2_pid:-}" ] && kill -- "-$watch2_pid" 2>/dev/null || true
   [ -n "${servers_pid:-}" ] && kill "$servers_pid" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
@@ -95,5 +96,59 @@ expect "the emulator delivers it all the same (Lambda would not)" "$(invoke_big 
 inits=$(grep -ac 'clients built for this execution environment' "$work/watch.log" || true)
 expect "clients built once per function (3 functions, 13 invocations)" "inits=$inits" "inits=3"
 
+# Event-driven: a second emulator whose import-fn and drain-fn start drain-fn with the AWS
+# SDK's asynchronous Invoke (InvocationType=Event), pointed at this emulator's own Invoke API
+# (AWS_ENDPOINT_URL_LAMBDA). No scheduled event is sent from here on: only kicks start drains.
+port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+kick_env="REDIS_URL=$REDIS_URL,DATABASE_URL=$DATABASE_URL,BLOCK_TIMEOUT=0,REDIS_KEY_PREFIX=kicked:"
+kick_env+=",DRAIN_FUNCTION_NAME=drain-fn,AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:$port2"
+kick_env+=",AWS_REGION=us-east-1,AWS_ACCESS_KEY_ID=emulator,AWS_SECRET_ACCESS_KEY=emulator"
+kick_env+=",DRAIN_MAX_CONCURRENCY=2,DRAIN_ENTRIES_PER_DRAIN=2,BATCH_SIZE=10,DRAIN_READ_COUNT=2"
+kick_env+=",DRAIN_PARALLEL_BATCHES=1,DRAIN_KICK_TIMEOUT_MS=2000"
+setsid cargo lambda watch --ignore-changes --quiet -P "$port2" --env-var "$kick_env" >"$work/watch2.log" 2>&1 &
+watch2_pid=$!
+for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port2") 2>/dev/null && break; sleep 0.1; done
+python3 - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+for name, count in [("kicked-one", 1), ("kicked-backlog", 600)]:
+    event = json.load(open("events/import-seed.json"))
+    event["headers"].pop("content-length", None)
+    leads = [{"fullName": f"Kicked {i}", "email": f"{name}{i}@example.com"} for i in range(count)]
+    event["body"] = json.dumps({"importId": name, "createdBy": "emulator", "leads": leads})
+    json.dump(event, open(f"{work}/import-{name}.json", "w"))
+    status = json.load(open("events/status.json"))
+    status["rawPath"] = status["rawPath"].replace("unique-import-id", name)
+    status["requestContext"]["http"]["path"] = status["rawPath"]
+    status["pathParameters"] = {"importId": name}
+    json.dump(status, open(f"{work}/status-{name}.json", "w"))
+PY
+invoke2() { timeout 180 cargo lambda invoke "$1" -P "$port2" --data-file "$work/$2.json"; }
+# Polls status-fn until the job completes (at most $2 tries of 0.2 s); the last answer.
+completed_within() {
+  local answer=""
+  for _ in $(seq "$2"); do
+    answer=$(invoke2 status-fn "status-$1")
+    grep -qF '\"status\":\"completed\"' <<<"$answer" && break
+    sleep 0.2
+  done
+  echo "$answer"
+}
+expect "import-fn accepts an import and kicks drain-fn" "$(invoke2 import-fn import-kicked-one)" '"statusCode":202'
+expect "the kick alone completes it, with no scheduled event" "$(completed_within kicked-one 100)" '\"status\":\"completed\"'
+expect "import-fn accepts a 600-lead import (60 entries)" "$(invoke2 import-fn import-kicked-backlog)" '"statusCode":202'
+most=0
+for _ in $(seq 600); do
+  running=$(redis-cli -u "$REDIS_URL" ZCARD kicked:lead:drains 2>/dev/null || echo 0)
+  [ "${running:-0}" -gt "$most" ] && most=$running
+  grep -qF '\"status\":\"completed\"' <<<"$(invoke2 status-fn status-kicked-backlog)" && break
+done
+expect "the backlog completes through kicks and fan-out alone" "$(invoke2 status-fn status-kicked-backlog)" '\"status\":\"completed\"'
+fanned=$(grep -a '"drain finished"' "$work/watch2.log" | grep -ac '"drains_started":[1-9]' || true)
+expect "drains started more drains for the backlog" "fanned=$((fanned > 0 ? 1 : 0))" "fanned=1"
+expect "never more than DRAIN_MAX_CONCURRENCY=2 drains at once" "most=$((most <= 2 ? 1 : 0))" "most=1"
+kicked=$(grep -a '"drain finished"' "$work/watch2.log" | grep -ac '"generation":[1-9]' || true)
+expect "drains ran as started by other drains (generation > 0)" "kicked=$((kicked > 0 ? 1 : 0))" "kicked=1"
+
 echo "emulator: $passed passed, $failed failed"
-[ "$failed" -eq 0 ] || { echo "--- cargo lambda watch log"; tail -50 "$work/watch.log"; exit 1; }
+[ "$failed" -eq 0 ] || { echo "--- cargo lambda watch logs"; tail -30 "$work/watch.log"; tail -50 "$work/watch2.log"; exit 1; }
