@@ -4,7 +4,6 @@
 
 use super::entry::Delivery;
 use super::stream::Queue;
-use crate::job::leads_json;
 use crate::job::plan::QueuedChunk;
 use ::redis::{RedisResult, Value};
 use std::collections::HashMap;
@@ -59,22 +58,10 @@ impl Queue {
     /// Puts a dead letter's chunk back on the stream as a new entry and removes the dead
     /// letter, in one MULTI (a crash cannot leave it in both or in neither).
     pub async fn requeue_dead_letter(&self, dead_id: &str, chunk: &QueuedChunk) -> RedisResult<()> {
-        let leads = leads_json::encode(&chunk.leads);
         let mut pipe = ::redis::pipe();
-        pipe.atomic()
-            .cmd("XADD")
-            .arg(&self.keys().stream)
-            .arg("*")
-            .arg("importId")
-            .arg(chunk.import_id.as_str())
-            .arg("seq")
-            .arg(chunk.seq)
-            .arg("createdBy")
-            .arg(chunk.created_by.as_str())
-            .arg("leads")
-            .arg(leads)
-            .ignore()
-            .cmd("XDEL")
+        pipe.atomic();
+        self.xadd_chunk(&mut pipe, chunk).ignore();
+        pipe.cmd("XDEL")
             .arg(&self.keys().dead_letters)
             .arg(dead_id)
             .ignore();

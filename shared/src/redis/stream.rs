@@ -121,19 +121,28 @@ impl Queue {
         }
         let mut pipe = ::redis::pipe();
         for chunk in chunks {
-            pipe.cmd("XADD")
-                .arg(&self.keys.stream)
-                .arg("*")
-                .arg("importId")
-                .arg(chunk.import_id.as_str())
-                .arg("seq")
-                .arg(chunk.seq)
-                .arg("createdBy")
-                .arg(chunk.created_by.as_str())
-                .arg("leads")
-                .arg(leads_json::encode(&chunk.leads));
+            self.xadd_chunk(&mut pipe, chunk);
         }
         self.redis.query_pipe(&pipe).await
+    }
+
+    /// Adds to `pipe` the XADD of a new entry carrying `chunk` (its fields: `entry`).
+    pub(super) fn xadd_chunk<'p>(
+        &self,
+        pipe: &'p mut ::redis::Pipeline,
+        chunk: &QueuedChunk,
+    ) -> &'p mut ::redis::Pipeline {
+        pipe.cmd("XADD")
+            .arg(&self.keys.stream)
+            .arg("*")
+            .arg("importId")
+            .arg(chunk.import_id.as_str())
+            .arg("seq")
+            .arg(chunk.seq)
+            .arg("createdBy")
+            .arg(chunk.created_by.as_str())
+            .arg("leads")
+            .arg(leads_json::encode(&chunk.leads))
     }
 
     /// For each `(entry id, job, seq)`: whether the stream still holds that entry, carrying

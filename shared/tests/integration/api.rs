@@ -1,7 +1,7 @@
 //! The HTTP API of SPEC §3 against real Redis and Postgres, through the routers the Lambdas
 //! serve, and through `lambda_http`'s own adapter with the API Gateway events in `events/`.
 
-use crate::support::app::{TestApp, app_for, spawn_app, spawn_app_with};
+use crate::support::app::{TestApp, spawn_app, spawn_app_with};
 use crate::support::assertions::assert_nothing_left;
 use crate::support::events::{read_event, replay_event};
 use crate::support::leads::synthetic_leads;
@@ -286,16 +286,7 @@ async fn an_email_already_in_the_table_fails_with_the_seed_words() {
 
 #[tokio::test]
 async fn postgres_down_answers_503_and_leaks_nothing() {
-    let t = spawn_app().await;
-    let t = TestApp {
-        app: app_for(
-            &t.redis_url,
-            "postgres://postgres@127.0.0.1:1/gone",
-            &t.prefix,
-            &[],
-        ),
-        ..t
-    };
+    let t = spawn_app().await.with_postgres_down();
     let answer = t.post_import(SEED_BODY).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.content_type, "application/problem+json");

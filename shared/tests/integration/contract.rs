@@ -2,7 +2,7 @@
 //! Postgres, are checked against the response the contract documents for their operation and
 //! status code (documented status, documented media type, body valid against its schema).
 
-use crate::support::app::{TestApp, app_for, spawn_app, spawn_app_with};
+use crate::support::app::{spawn_app, spawn_app_with};
 use crate::support::events::{read_event, replay_event};
 use crate::support::leads::synthetic_leads;
 use crate::support::requests::Answer;
@@ -265,16 +265,7 @@ async fn real_problems_match_the_contract() {
 async fn unavailable_matches_the_contract() {
     let spec = spec();
     // Postgres unreachable: nothing can be accepted (Redis alone is not enough).
-    let t = spawn_app().await;
-    let t = TestApp {
-        app: app_for(
-            &t.redis_url,
-            "postgres://postgres@127.0.0.1:1/gone",
-            &t.prefix,
-            &[],
-        ),
-        ..t
-    };
+    let t = spawn_app().await.with_postgres_down();
     let answer = t
         .post_import(r#"{"leads":[{"fullName":"A","email":"a@b.co"}],"createdBy":"u"}"#)
         .await;

@@ -200,6 +200,20 @@ impl TestApp {
         App::new(Config::from_lookup(|k| vars.get(k).cloned()).expect("test config")).expect("app")
     }
 
+    /// The same app, but its Postgres is unreachable (nothing listens on its port): its
+    /// test connections and Redis stay.
+    pub fn with_postgres_down(self) -> TestApp {
+        TestApp {
+            app: app_for(
+                &self.redis_url,
+                "postgres://postgres@127.0.0.1:1/gone",
+                &self.prefix,
+                &[],
+            ),
+            ..self
+        }
+    }
+
     /// A fresh connection for the test's own commands (after a Redis restart).
     pub async fn reconnect_redis(&mut self) {
         self.redis = TestRedis::connect(&self.redis_url, self.cluster).await;
