@@ -17,6 +17,13 @@
 //! once (one outcome per chunk), and nothing is acked before its outcome is durable. Batches
 //! processed side by side (`DRAIN_PARALLEL_BATCHES`) hold different entries and each goes
 //! through these steps on its own, so the same holds for each of them at any crash.
+//!
+//! And what the crash proof leaves to others: a lead is stored at least once even when Redis
+//! loses the entry, because Postgres keeps every accepted job's leads and the reconciler (run
+//! before each drain) queues lost chunks again (`reconcile`); a batch that fails with an error
+//! (a store unavailable) gives its deliveries back, so outages never count toward
+//! `MAX_DELIVERIES`; entries XAUTOCLAIM reports deleted are queued again from Postgres before
+//! the rest of their batch is tried.
 
 use crate::config::Config;
 use crate::domain::ImportId;
