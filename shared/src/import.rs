@@ -15,8 +15,10 @@
 //! |                                | if it was not yet                                   |
 //! | Postgres unreachable           | `Unavailable` (503): nothing accepted; retry        |
 
+use crate::domain::CreatedBy;
 use crate::domain::ImportId;
 use crate::job::caller::{Caller, UnusableIdentity};
+use crate::job::csv_request::CsvOptions;
 use crate::job::plan::ImportPlan;
 use crate::job::request::{ImportRequest, RequestError};
 use crate::job::status::{JobSnapshot, JobState, JobStatus};
@@ -61,8 +63,34 @@ pub enum ImportError {
     },
 }
 
-/// Accepts the JSON `body` sent by `caller`; once its entries are queued, `kicker` starts a
-/// drain for them.
+/// An import's body with its format: what the `Content-Type` said it is.
+#[derive(Debug, Clone, Copy)]
+pub enum ImportBody<'a> {
+    /// `application/json`: the request object, ids included.
+    Json(&'a [u8]),
+    /// `text/csv`: a header line and one lead per record; the ids and the reading options
+    /// come from the query and the `charset` parameter.
+    Csv(&'a [u8], &'a CsvOptions),
+}
+
+impl ImportBody<'_> {
+    /// Parses the body into the one request type both formats give.
+    pub fn parse(
+        self,
+        max_leads: usize,
+        caller: Option<&CreatedBy>,
+    ) -> Result<ImportRequest, RequestError> {
+        match self {
+            ImportBody::Json(body) => ImportRequest::parse_as(body, max_leads, caller),
+            ImportBody::Csv(body, options) => {
+                ImportRequest::parse_csv(body, options, max_leads, caller)
+            }
+        }
+    }
+}
+
+/// Accepts the `body` sent by `caller`; once its entries are queued, `kicker` starts a drain
+/// for them.
 pub async fn accept_import(
     records: &impl JobRecords,
     queue: &impl JobQueue,
@@ -70,9 +98,9 @@ pub async fn accept_import(
     kicker: &impl DrainKicker,
     limits: ImportLimits,
     caller: &Caller,
-    body: &[u8],
+    body: ImportBody<'_>,
 ) -> Result<ImportAnswer, ImportError> {
-    let request = ImportRequest::parse_as(body, limits.max_leads, caller.created_by()?.as_ref())?;
+    let request = body.parse(limits.max_leads, caller.created_by()?.as_ref())?;
     let plan = ImportPlan::new(request, limits.batch_size);
     let import_id = plan.import_id.clone();
     let now = OffsetDateTime::now_utc();
@@ -214,7 +242,7 @@ mod tests {
                 &self.kicker,
                 LIMITS,
                 &Caller::Unverified,
-                body,
+                ImportBody::Json(body),
             )
             .await
         }

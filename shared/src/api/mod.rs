@@ -9,14 +9,15 @@ pub mod identity;
 pub mod problem;
 
 use crate::app::App;
-use crate::import::{ImportAnswer, accept_import};
+use crate::import::{ImportAnswer, ImportBody, accept_import};
 use crate::job::caller::Caller;
+use crate::job::csv_request::CsvOptions;
 use crate::status::read_status;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -99,10 +100,22 @@ async fn import_leads(
     State(app): State<App>,
     caller: Caller,
     headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    require_json(&headers)?;
+    let format = body_format(&headers)?;
     let body = body.map_err(Problem::from_body_rejection)?;
+    let options;
+    let body = match format {
+        Format::Json => ImportBody::Json(&body),
+        Format::Csv { charset } => {
+            let Query(pairs) = query.map_err(|e| {
+                Problem::invalid_request(format!("the query string is malformed: {e}"), vec![])
+            })?;
+            options = csv_options(pairs, charset)?;
+            ImportBody::Csv(&body, &options)
+        }
+    };
     let answer = accept_import(
         &app.store,
         &app.queue,
@@ -110,7 +123,7 @@ async fn import_leads(
         &app.kicker(),
         app.import_limits(),
         &caller,
-        &body,
+        body,
     )
     .await?;
     Ok(match answer {
@@ -136,26 +149,72 @@ async fn import_leads(
     })
 }
 
-/// Only JSON is accepted (`application/json`, any parameters, or a `+json` type).
-fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
+/// The formats an import is read in.
+#[derive(Debug, PartialEq, Eq)]
+enum Format {
+    Json,
+    /// With the `charset` parameter of the `Content-Type`, if any.
+    Csv {
+        charset: Option<String>,
+    },
+}
+
+/// JSON (`application/json`, any parameters, or a `+json` type) or CSV (`text/csv`, any
+/// parameters: `charset` is used, others such as `header` are allowed); anything else is `415`.
+fn body_format(headers: &HeaderMap) -> Result<Format, Problem> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mut parts = content_type.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
     if essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
     {
-        return Ok(());
+        return Ok(Format::Json);
+    }
+    if essence == "text/csv" {
+        let charset = parts.find_map(|part| {
+            let (name, value) = part.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("charset")
+                .then(|| value.trim().trim_matches('"').to_owned())
+        });
+        return Ok(Format::Csv { charset });
     }
     Err(Problem::unsupported_media_type(
-        "send the import as JSON with Content-Type: application/json",
+        "send the import as JSON (Content-Type: application/json) or CSV (Content-Type: text/csv)",
     ))
+}
+
+/// A CSV import's query: `importId`, `createdBy`, `delimiter`, each at most once; other
+/// parameters are ignored, as unknown JSON fields are.
+fn csv_options(
+    pairs: Vec<(String, String)>,
+    charset: Option<String>,
+) -> Result<CsvOptions, Problem> {
+    let mut options = CsvOptions {
+        charset,
+        ..CsvOptions::default()
+    };
+    for (name, value) in pairs {
+        let slot = match name.as_str() {
+            "importId" => &mut options.import_id,
+            "createdBy" => &mut options.created_by,
+            "delimiter" => &mut options.delimiter,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            return Err(Problem::invalid_request(
+                format!("the query names {name} more than once"),
+                vec![crate::job::request::InvalidParam {
+                    pointer: format!("/{name}"),
+                    message: "duplicate query parameter".to_owned(),
+                }],
+            ));
+        }
+    }
+    Ok(options)
 }
 
 async fn job_status(

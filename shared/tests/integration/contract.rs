@@ -222,7 +222,8 @@ async fn real_problems_match_the_contract() {
                 .into_bytes(),
             413,
         ),
-        ("text/csv", b"fullName,email".to_vec(), 415),
+        ("text/plain", b"fullName,email".to_vec(), 415),
+        ("text/csv", b"fullName,phone\nA,1\n".to_vec(), 400),
         (
             "application/json",
             vec![b' '; shared::api::MAX_BODY_BYTES + 1],

@@ -61,8 +61,11 @@ async fn a_large_backlog_fans_out_to_more_drains_and_stops_at_the_limit() {
     let t = spawn_app_with(&overrides).await;
     // A backlog queued while nothing starts drains: 3 jobs of 400 leads, 120 entries.
     for n in 0..3 {
-        t.post_accepted(&format!("backlog-{n}"), &synthetic_leads(400, &format!("bl{n}"), 0, 0))
-            .await;
+        t.post_accepted(
+            &format!("backlog-{n}"),
+            &synthetic_leads(400, &format!("bl{n}"), 0, 0),
+        )
+        .await;
     }
     let mut app = t.app.clone();
     let drains = start_drain_loop(&mut app);
@@ -86,7 +89,10 @@ async fn a_large_backlog_fans_out_to_more_drains_and_stops_at_the_limit() {
         if done {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "the backlog was not drained");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the backlog was not drained"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     assert!(

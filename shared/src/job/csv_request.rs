@@ -1,0 +1,516 @@
+//! A CSV body of `POST /leads/import` (`Content-Type: text/csv`), parsed into the same
+//! [`ImportRequest`] a JSON body gives, so planning, recording, queueing and draining do not
+//! know which format came in.
+//!
+//! What spreadsheets and CRMs really export is read: RFC 4180 quoting (quoted delimiters,
+//! quotes and newlines), CRLF or LF, a UTF-8 byte-order mark, UTF-16 (LE or BE, with its BOM)
+//! and Windows-1252, `,` `;` or tab as the delimiter. The first line names the columns; each
+//! header is matched to a lead field ignoring case, spaces and punctuation, with the common
+//! aliases ("E-mail", "Full Name", "First Name" + "Last Name", "Mobile", ...); other columns are
+//! ignored. `importId` and `createdBy` come from the query, with the JSON body's rules.
+//!
+//! As for JSON, only request-level problems refuse the request (an unknown charset or
+//! delimiter, no header, no email column, no lead, more than `max_leads` leads: reading stops
+//! at the first record over the limit); a bad cell fails its lead alone.
+
+use crate::domain::json_text::JsonText;
+use crate::domain::{CreatedBy, LeadInput};
+use crate::job::request::{ImportRequest, RequestError, judge_ids, param};
+use encoding_rs::{Encoding, WINDOWS_1252};
+use std::borrow::Cow;
+
+/// What a CSV import carries besides its body: the query's parameters and the `charset`
+/// parameter of its `Content-Type`, as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CsvOptions {
+    pub import_id: Option<String>,
+    pub created_by: Option<String>,
+    /// `,` `;` or a tab (also `comma`, `semicolon`, `tab`); detected from the header when absent.
+    pub delimiter: Option<String>,
+    pub charset: Option<String>,
+}
+
+/// A lead field a column can fill. A full name comes from one column, or from a first-name and
+/// a last-name column joined with a space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    FullName,
+    FirstName,
+    LastName,
+    Email,
+    Phone,
+    Status,
+    Source,
+}
+
+impl Target {
+    /// The field a header names: compared in lower case, letters and digits only, so
+    /// "E-mail", "Email Address" and " EMAIL " all name the email.
+    fn of_header(header: &str) -> Option<Target> {
+        let key: String = header
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect();
+        Some(match key.as_str() {
+            "fullname" | "name" | "contactname" | "leadname" => Target::FullName,
+            "firstname" | "givenname" | "forename" => Target::FirstName,
+            "lastname" | "surname" | "familyname" => Target::LastName,
+            "email" | "emailaddress" | "mail" | "emailid" => Target::Email,
+            "phone" | "phonenumber" | "mobile" | "mobilephone" | "mobilenumber" | "telephone"
+            | "tel" | "cell" | "cellphone" => Target::Phone,
+            "status" | "leadstatus" => Target::Status,
+            "source" | "leadsource" => Target::Source,
+            _ => return None,
+        })
+    }
+}
+
+/// Which column (by position) fills each field; the first column naming a field wins.
+#[derive(Debug, Default)]
+struct Columns {
+    full_name: Option<usize>,
+    first_name: Option<usize>,
+    last_name: Option<usize>,
+    email: Option<usize>,
+    phone: Option<usize>,
+    status: Option<usize>,
+    source: Option<usize>,
+}
+
+impl Columns {
+    fn of_headers(headers: &csv::StringRecord) -> Self {
+        let mut columns = Columns::default();
+        for (position, header) in headers.iter().enumerate() {
+            let slot = match Target::of_header(header) {
+                Some(Target::FullName) => &mut columns.full_name,
+                Some(Target::FirstName) => &mut columns.first_name,
+                Some(Target::LastName) => &mut columns.last_name,
+                Some(Target::Email) => &mut columns.email,
+                Some(Target::Phone) => &mut columns.phone,
+                Some(Target::Status) => &mut columns.status,
+                Some(Target::Source) => &mut columns.source,
+                None => continue,
+            };
+            slot.get_or_insert(position);
+        }
+        columns
+    }
+
+    fn lead(&self, record: &csv::StringRecord) -> LeadInput {
+        let cell = |column: Option<usize>| column.and_then(|at| record.get(at));
+        let full_name: Option<Cow<str>> = match self.full_name {
+            Some(at) => record.get(at).map(Cow::Borrowed),
+            None => {
+                let parts: Vec<&str> = [cell(self.first_name), cell(self.last_name)]
+                    .into_iter()
+                    .flatten()
+                    .map(str::trim)
+                    .filter(|part| !part.is_empty())
+                    .collect();
+                Some(Cow::Owned(parts.join(" ")))
+            }
+        };
+        LeadInput::from_cells([
+            full_name.as_deref(),
+            cell(self.email),
+            cell(self.phone),
+            cell(self.status),
+            cell(self.source),
+        ])
+    }
+}
+
+impl ImportRequest {
+    /// Parses a CSV body sent by `caller` (verified or not, as [`ImportRequest::parse_as`]);
+    /// `max_leads` is `MAX_LEADS_PER_IMPORT`.
+    pub fn parse_csv(
+        body: &[u8],
+        options: &CsvOptions,
+        max_leads: usize,
+        caller: Option<&CreatedBy>,
+    ) -> Result<Self, RequestError> {
+        let text_of = |value: &Option<String>| match value {
+            Some(text) => JsonText::Text(text.as_str().into()),
+            None => JsonText::default(),
+        };
+        let mut errors = Vec::new();
+        let (import_id, created_by) = judge_ids(
+            &text_of(&options.import_id),
+            &text_of(&options.created_by),
+            caller,
+            &mut errors,
+        )?;
+        let delimiter = match options.delimiter.as_deref().map(delimiter_named) {
+            Some(Ok(delimiter)) => Some(delimiter),
+            Some(Err(message)) => {
+                errors.push(param("/delimiter", &message));
+                None
+            }
+            None => None,
+        };
+        let text = decode(body, options.charset.as_deref())
+            .map_err(|message| errors.push(param("/charset", &message)))
+            .ok();
+        let (Some(created_by), Some(text), true) = (created_by, text, errors.is_empty()) else {
+            return Err(RequestError::invalid(
+                "the import request is invalid",
+                errors,
+            ));
+        };
+        let delimiter = delimiter.unwrap_or_else(|| detect_delimiter(&text));
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .flexible(true)
+            .has_headers(true)
+            .from_reader(text.as_bytes());
+        let headers = reader.headers().map_err(unreadable)?.clone();
+        if headers.iter().all(|h| h.trim().is_empty()) {
+            return Err(RequestError::invalid(
+                "the CSV has no header line: its first line must name the columns",
+                vec![],
+            ));
+        }
+        let columns = Columns::of_headers(&headers);
+        if columns.email.is_none() {
+            let found: Vec<String> = headers.iter().map(|h| format!("{:?}", h.trim())).collect();
+            return Err(RequestError::invalid(
+                format!(
+                    "the CSV has no email column; its columns are {}",
+                    found.join(", ")
+                ),
+                vec![param("/email", "no column names the email")],
+            ));
+        }
+        let mut leads = Vec::with_capacity(max_leads.min(1024));
+        let mut record = csv::StringRecord::new();
+        while reader.read_record(&mut record).map_err(unreadable)? {
+            // A record of blank cells (",,," as spreadsheets leave at the end) is no lead.
+            if record.iter().all(|cell| cell.trim().is_empty()) {
+                continue;
+            }
+            if leads.len() == max_leads {
+                return Err(RequestError::TooManyLeads { max: max_leads });
+            }
+            leads.push(columns.lead(&record));
+        }
+        if leads.is_empty() {
+            return Err(RequestError::invalid(
+                "the import request is invalid",
+                vec![param("/leads", "the CSV must contain at least one lead")],
+            ));
+        }
+        Ok(ImportRequest {
+            import_id,
+            created_by,
+            leads,
+        })
+    }
+}
+
+/// Text is decoded into UTF-8 before the CSV reader sees it, so it cannot fail on encoding;
+/// anything else it could report (an I/O error on a byte slice) is still a clear refusal.
+fn unreadable(e: csv::Error) -> RequestError {
+    let line = e
+        .position()
+        .map_or(String::new(), |p| format!(" at line {}", p.line()));
+    RequestError::invalid(format!("the CSV could not be read{line}"), vec![])
+}
+
+fn delimiter_named(name: &str) -> Result<u8, String> {
+    match name {
+        "," | "comma" => Ok(b','),
+        ";" | "semicolon" => Ok(b';'),
+        "\t" | "tab" | "\\t" => Ok(b'\t'),
+        _ => Err("delimiter must be one of , ; or tab (comma, semicolon, tab)".to_owned()),
+    }
+}
+
+/// The body as text: by its byte-order mark when it has one (UTF-8, UTF-16LE, UTF-16BE), else
+/// by the `charset` it was sent with, else UTF-8 when it is valid UTF-8, else Windows-1252 (what
+/// Excel on Windows exports). Bytes invalid in the chosen encoding become U+FFFD, which fails
+/// only the lead holding them if they are in a field it reads.
+fn decode<'a>(body: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str>, String> {
+    if let Some((encoding, bom_length)) = Encoding::for_bom(body) {
+        return Ok(encoding.decode_without_bom_handling(&body[bom_length..]).0);
+    }
+    if let Some(label) = charset {
+        let label = label.trim().trim_matches('"');
+        let encoding = Encoding::for_label(label.as_bytes())
+            .ok_or_else(|| format!("charset {label:?} is not an encoding this service reads"))?;
+        return Ok(encoding.decode_without_bom_handling(body).0);
+    }
+    Ok(match std::str::from_utf8(body) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => WINDOWS_1252.decode_without_bom_handling(body).0,
+    })
+}
+
+/// The delimiter the header line uses: the most frequent of `,` `;` and tab outside quotes
+/// (`,` when none or on a tie).
+fn detect_delimiter(text: &str) -> u8 {
+    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0)];
+    let mut quoted = false;
+    for byte in text.bytes() {
+        match byte {
+            b'"' => quoted = !quoted,
+            b'\n' | b'\r' if !quoted => break,
+            _ if quoted => {}
+            _ => {
+                if let Some(count) = counts.iter_mut().find(|(d, _)| *d == byte) {
+                    count.1 += 1;
+                }
+            }
+        }
+    }
+    counts
+        .iter()
+        .rev()
+        .max_by_key(|(_, count)| *count)
+        .filter(|(_, count)| *count > 0)
+        .map_or(b',', |(delimiter, _)| *delimiter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Lead;
+
+    fn options(created_by: &str) -> CsvOptions {
+        CsvOptions {
+            created_by: Some(created_by.to_owned()),
+            ..CsvOptions::default()
+        }
+    }
+
+    fn parse(body: &[u8]) -> Result<ImportRequest, RequestError> {
+        ImportRequest::parse_csv(body, &options("u1"), 5, None)
+    }
+
+    /// (fullName, email, phone) of a lead that passes, or its error code.
+    type Judged = Result<(String, String, Option<String>), String>;
+
+    fn judged(request: &ImportRequest) -> Vec<Judged> {
+        request
+            .leads
+            .iter()
+            .map(|input| {
+                Lead::parse(input)
+                    .map(|l| {
+                        (
+                            l.full_name.as_str().to_owned(),
+                            l.email.as_str().to_owned(),
+                            l.phone.map(|p| p.as_str().to_owned()),
+                        )
+                    })
+                    .map_err(|e| e.code.to_owned())
+            })
+            .collect()
+    }
+
+    fn ok(name: &str, email: &str) -> Judged {
+        Ok((name.to_owned(), email.to_owned(), None))
+    }
+
+    fn detail(error: RequestError) -> String {
+        match error {
+            RequestError::Invalid { detail, errors } => format!("{detail} {errors:?}"),
+            other => panic!("expected an invalid request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn quoting_bom_and_crlf_as_excel_writes_them() {
+        let body = "\u{feff}Full Name,E-mail,Notes\r\n\"Doe, John\",john@x.io,\"two\r\nlines\"\r\n\"Ann \"\"A\"\" B\",ann@x.io,\r\n";
+        let request = parse(body.as_bytes()).unwrap();
+        assert_eq!(
+            judged(&request),
+            [ok("Doe, John", "john@x.io"), ok("Ann \"A\" B", "ann@x.io")]
+        );
+        assert_eq!(request.created_by.as_str(), "u1");
+    }
+
+    #[test]
+    fn delimiters_are_detected_from_the_header_or_given() {
+        for body in [
+            "name;email\nA;a@x.io\n",
+            "name\temail\nA\ta@x.io\n",
+            "\"Name\";email;\"x,y\"\nA;a@x.io;1,2\n",
+        ] {
+            let request = parse(body.as_bytes()).unwrap();
+            assert_eq!(judged(&request)[0], ok("A", "a@x.io"), "{body:?}");
+        }
+        let given = CsvOptions {
+            delimiter: Some(";".into()),
+            ..options("u1")
+        };
+        // As many commas as semicolons: detection says `,`, and finds no email column.
+        let body = b"Name;Email;Notes,more,commas\nA,1;a@x.io;x\n";
+        assert!(detail(parse(body).unwrap_err()).contains("no email column"));
+        let request = ImportRequest::parse_csv(body, &given, 5, None).unwrap();
+        assert_eq!(judged(&request), [ok("A,1", "a@x.io")]);
+        let bad = CsvOptions {
+            delimiter: Some("|".into()),
+            ..options("u1")
+        };
+        assert!(
+            detail(ImportRequest::parse_csv(b"email\na@x.io", &bad, 5, None).unwrap_err())
+                .contains("/delimiter")
+        );
+    }
+
+    #[test]
+    fn utf16_and_windows_1252_are_decoded() {
+        let text = "Name,Email\r\nJosé Müller,jose@x.io\r\n";
+        let mut le = vec![0xff, 0xfe];
+        le.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        let mut be = vec![0xfe, 0xff];
+        be.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
+        let (cp1252, _, _) = WINDOWS_1252.encode(text);
+        for body in [le, be, cp1252.into_owned()] {
+            assert_eq!(
+                judged(&parse(&body).unwrap()),
+                [ok("José Müller", "jose@x.io")]
+            );
+        }
+        // A charset that says otherwise is obeyed; an unknown one is refused.
+        let latin = CsvOptions {
+            charset: Some("ISO-8859-1".into()),
+            ..options("u1")
+        };
+        let request =
+            ImportRequest::parse_csv("Name,Email\nJosé,j@x.io\n".as_bytes(), &latin, 5, None)
+                .unwrap();
+        assert_eq!(judged(&request), [ok("JosÃ©", "j@x.io")]);
+        let unknown = CsvOptions {
+            charset: Some("klingon".into()),
+            ..options("u1")
+        };
+        assert!(
+            detail(ImportRequest::parse_csv(b"email\na@x.io", &unknown, 5, None).unwrap_err())
+                .contains("/charset")
+        );
+    }
+
+    #[test]
+    fn headers_match_fields_by_alias_ignoring_case_and_punctuation() {
+        let body = " first name ,LAST_NAME,Email Address,Mobile,Lead Status,Lead Source,Company\n\
+                    Ada,Lovelace,ada@x.io,+44 20 7946 0000,CONTACTED,REFERRAL,X\n\
+                    ,Solo,solo@x.io,,,,\n";
+        let request = parse(body.as_bytes()).unwrap();
+        let lead = Lead::parse(&request.leads[0]).unwrap();
+        assert_eq!(lead.full_name.as_str(), "Ada Lovelace");
+        assert!(lead.phone.is_some());
+        assert_eq!(
+            (lead.status.as_str(), lead.source.as_str()),
+            ("CONTACTED", "REFERRAL")
+        );
+        assert_eq!(judged(&request)[1], ok("Solo", "solo@x.io"));
+    }
+
+    #[test]
+    fn bad_cells_fail_their_lead_and_blank_records_are_skipped() {
+        let body = "name,email\nA,not-an-email\n,b@x.io\nshort\n,\n\n  ,  \nC,c@x.io\n";
+        let request = parse(body.as_bytes()).unwrap();
+        let codes: Vec<String> = judged(&request)
+            .into_iter()
+            .map(|r| r.err().unwrap_or_default())
+            .collect();
+        assert_eq!(codes, ["invalid_email", "required", "required", ""]);
+    }
+
+    #[test]
+    fn request_level_problems_refuse_the_request() {
+        let refused = |body: &str| detail(parse(body.as_bytes()).unwrap_err());
+        assert!(refused("").contains("no header"));
+        assert!(refused("name,phone\nA,1\n").contains(r#""name", "phone""#));
+        assert!(refused("name,email\n\n").contains("/leads"));
+        assert_eq!(
+            parse("email\na@x.io\nb@x.io\nc@x.io\nd@x.io\ne@x.io\nf@x.io\n".as_bytes())
+                .unwrap_err(),
+            RequestError::TooManyLeads { max: 5 }
+        );
+        let without_creator = ImportRequest::parse_csv(
+            b"email\na@x.io\n",
+            &CsvOptions {
+                import_id: Some("bad id".into()),
+                ..CsvOptions::default()
+            },
+            5,
+            None,
+        );
+        assert!(detail(without_creator.unwrap_err()).contains("/createdBy"));
+    }
+
+    #[test]
+    fn a_verified_caller_is_the_creator_as_for_json() {
+        let caller = CreatedBy::parse("me").unwrap();
+        let mine =
+            ImportRequest::parse_csv(b"email\na@x.io\n", &CsvOptions::default(), 5, Some(&caller))
+                .unwrap();
+        assert_eq!(mine.created_by, caller);
+        assert_eq!(
+            ImportRequest::parse_csv(b"email\na@x.io\n", &options("other"), 5, Some(&caller))
+                .unwrap_err(),
+            RequestError::NotTheCaller
+        );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::domain::Lead;
+    use proptest::prelude::*;
+
+    /// Cells as people type them, quotes, delimiters, newlines and accents included.
+    fn cell() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9 ,;\"'\t\r\néüß@.+-]{0,12}"
+    }
+
+    fn table() -> impl Strategy<Value = Vec<[String; 5]>> {
+        prop::collection::vec([cell(), cell(), cell(), cell(), cell()], 1..8)
+    }
+
+    const HEADERS: [&str; 5] = ["fullName", "email", "phone", "status", "source"];
+
+    proptest! {
+        /// Any table written as CSV (by the csv crate, with any of the delimiters) and read back
+        /// gives the same judged leads as the JSON form of that table.
+        #[test]
+        fn csv_and_json_forms_of_a_table_give_the_same_leads(rows in table(), delimiter in prop::sample::select(vec![b',', b';', b'\t'])) {
+            // A row of blank cells is no lead in CSV; keep the tables comparable.
+            let rows: Vec<[String; 5]> = rows.into_iter().filter(|r| r.iter().any(|c| !c.trim().is_empty())).collect();
+            prop_assume!(!rows.is_empty());
+            let mut writer = csv::WriterBuilder::new().delimiter(delimiter).from_writer(vec![]);
+            writer.write_record(HEADERS).unwrap();
+            for row in &rows {
+                writer.write_record(row).unwrap();
+            }
+            let body = writer.into_inner().unwrap();
+            let from_csv = ImportRequest::parse_csv(&body, &CsvOptions { created_by: Some("u".into()), ..CsvOptions::default() }, 10, None).unwrap();
+            // The JSON form: a blank cell is an absent field.
+            let leads: Vec<serde_json::Value> = rows.iter().map(|row| {
+                let map: serde_json::Map<String, serde_json::Value> = HEADERS.iter().zip(row)
+                    .filter(|(_, cell)| !cell.trim().is_empty())
+                    .map(|(name, cell)| ((*name).to_owned(), cell.clone().into()))
+                    .collect();
+                serde_json::Value::Object(map)
+            }).collect();
+            let json = serde_json::json!({"createdBy": "u", "leads": leads}).to_string();
+            let from_json = ImportRequest::parse(json.as_bytes(), 10).unwrap();
+            let judge = |r: &ImportRequest| r.leads.iter().map(Lead::parse).collect::<Vec<_>>();
+            prop_assert_eq!(judge(&from_csv), judge(&from_json));
+        }
+
+        #[test]
+        fn any_bytes_never_panic_and_rejections_are_clear(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            if let Err(RequestError::Invalid { detail, errors }) = ImportRequest::parse_csv(&bytes, &CsvOptions { created_by: Some("u".into()), ..CsvOptions::default() }, 3, None) {
+                prop_assert!(!detail.is_empty());
+                for e in errors {
+                    prop_assert!(e.pointer.starts_with('/') && !e.message.is_empty());
+                }
+            }
+        }
+    }
+}

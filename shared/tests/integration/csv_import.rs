@@ -1,0 +1,248 @@
+//! CSV imports (`Content-Type: text/csv`) end to end, with fixtures shaped like real exports
+//! (`shared/tests/fixtures/`): accepted, drained into Postgres, and reported like JSON imports.
+
+use crate::support::app::{TestApp, spawn_app};
+use crate::support::assertions::{assert_nothing_left, error_indexes};
+use axum::body::Body;
+use http::{Request, StatusCode};
+use serde_json::json;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+impl TestApp {
+    async fn post_csv(
+        &self,
+        query: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> crate::support::requests::Answer {
+        self.call(
+            Request::post(format!("/leads/import?{query}"))
+                .header("content-type", content_type)
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// The stored leads of an import: (full_name, email, phone, status, source), by email.
+    async fn stored(
+        &self,
+        import_id: &str,
+    ) -> Vec<(String, String, Option<String>, String, String)> {
+        sqlx::query_as(
+            "SELECT full_name, email, phone, status, source FROM leads WHERE import_id = $1 ORDER BY email",
+        )
+        .bind(import_id)
+        .fetch_all(&self.db)
+        .await
+        .unwrap()
+    }
+}
+
+/// Imports a fixture, drains it, and returns its finished status document.
+async fn import_fixture(
+    t: &TestApp,
+    name: &str,
+    import_id: &str,
+    content_type: &str,
+    total: u64,
+) -> serde_json::Value {
+    let answer = t
+        .post_csv(
+            &format!("importId={import_id}&createdBy=u1"),
+            content_type,
+            fixture(name),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    assert_eq!(answer.body["total"], total, "{}", answer.body);
+    assert_eq!(
+        answer.location.as_deref(),
+        Some(format!("/leads/import/{import_id}/status").as_str())
+    );
+    t.drain_all().await;
+    let doc = t.assert_job_accounted(import_id, total).await;
+    assert_eq!(doc["status"], "completed", "{doc}");
+    doc
+}
+
+#[tokio::test]
+async fn an_excel_utf8_export_with_bom_crlf_and_quoted_newlines() {
+    let t = spawn_app().await;
+    let doc = import_fixture(
+        &t,
+        "excel-utf8-bom-crlf.csv",
+        "excel",
+        "text/csv; charset=utf-8; header=present",
+        4,
+    )
+    .await;
+    assert_eq!(doc["progress"]["successful"], 3, "{doc}");
+    assert_eq!(error_indexes(&doc, "invalid_email"), [2]);
+    let stored = t.stored("excel").await;
+    assert_eq!(
+        stored[0],
+        (
+            "Ann Lee".into(),
+            "ann.lee@example.com".into(),
+            None,
+            "CONTACTED".into(),
+            "REFERRAL".into()
+        )
+    );
+    assert_eq!(stored[1].0, "Doe, John");
+    assert_eq!(
+        (stored[1].3.as_str(), stored[1].4.as_str()),
+        ("NEW", "WEBSITE")
+    );
+    assert!(stored[1].2.is_some(), "the phone is kept");
+    assert_eq!(
+        (stored[2].0.as_str(), stored[2].1.as_str()),
+        ("Zoë \"Z\" Quinn", "zoe@example.com")
+    );
+}
+
+#[tokio::test]
+async fn an_excel_unicode_text_export_in_utf16le_with_tabs_and_split_names() {
+    let t = spawn_app().await;
+    import_fixture(&t, "excel-unicode-text-utf16le.txt", "utf16", "text/csv", 2).await;
+    let names: Vec<String> = t.stored("utf16").await.into_iter().map(|l| l.0).collect();
+    assert_eq!(names, ["Åsa Nordström", "José Müller"]);
+}
+
+#[tokio::test]
+async fn a_windows_1252_export_separated_by_semicolons() {
+    let t = spawn_app().await;
+    let doc = import_fixture(&t, "windows-1252-semicolon.csv", "cp1252", "text/csv", 3).await;
+    assert_eq!(error_indexes(&doc, "duplicate_in_import"), [2], "{doc}");
+    let stored = t.stored("cp1252").await;
+    let names: Vec<(&str, &str)> = stored
+        .iter()
+        .map(|l| (l.0.as_str(), l.3.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [("François Œuvre", "QUALIFIED"), ("José Müller", "NEW")]
+    );
+}
+
+#[tokio::test]
+async fn the_same_leads_as_csv_or_json_are_the_same_import() {
+    let t = spawn_app().await;
+    let csv = t
+        .post_csv(
+            "importId=same&createdBy=u1",
+            "text/csv",
+            b"email,name\na@x.io,Ann\n".to_vec(),
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::ACCEPTED, "{}", csv.body);
+    let json = t
+        .post_import(&json!({"importId": "same", "createdBy": "u1", "leads": [{"fullName": "Ann", "email": "a@x.io"}]}).to_string())
+        .await;
+    assert_eq!(
+        json.status,
+        StatusCode::OK,
+        "a retry in the other format: {}",
+        json.body
+    );
+    let other = t
+        .post_csv(
+            "importId=same&createdBy=u1",
+            "text/csv",
+            b"email,name\nb@x.io,Ann\n".to_vec(),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn request_level_problems_are_refused_with_problem_json_and_nothing_is_kept() {
+    let t = spawn_app().await;
+    let cases: [(&str, &str, &[u8], u16, &str); 7] = [
+        (
+            "createdBy=u1",
+            "text/csv",
+            b"Name,Phone\nA,1\n",
+            400,
+            "\"Name\", \"Phone\"",
+        ),
+        (
+            "importId=x",
+            "text/csv",
+            b"email\na@x.io\n",
+            400,
+            "/createdBy",
+        ),
+        (
+            "createdBy=u1&delimiter=%7C",
+            "text/csv",
+            b"email\na@x.io\n",
+            400,
+            "/delimiter",
+        ),
+        (
+            "createdBy=u1",
+            "text/csv; charset=klingon",
+            b"email\na@x.io\n",
+            400,
+            "/charset",
+        ),
+        (
+            "createdBy=u1&createdBy=u2",
+            "text/csv",
+            b"email\na@x.io\n",
+            400,
+            "more than once",
+        ),
+        ("createdBy=u1", "text/csv", b"email\n\n", 400, "/leads"),
+        (
+            "createdBy=u1",
+            "text/plain",
+            b"email\na@x.io\n",
+            415,
+            "text/csv",
+        ),
+    ];
+    for (query, content_type, body, status, says) in cases {
+        let answer = t.post_csv(query, content_type, body.to_vec()).await;
+        assert_eq!(
+            answer.status.as_u16(),
+            status,
+            "{query} {content_type}: {}",
+            answer.body
+        );
+        assert_eq!(answer.content_type, "application/problem+json");
+        let errors = answer.body["errors"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let said = format!(
+            "{} {}",
+            answer.body["detail"].as_str().unwrap(),
+            errors
+                .iter()
+                .map(|e| format!("{} {}", e["pointer"], e["message"]))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        assert!(said.contains(says), "{says}: {}", answer.body);
+    }
+    let max = t.app.import_limits().max_leads;
+    let mut over = b"email\n".to_vec();
+    for i in 0..=max {
+        over.extend_from_slice(format!("l{i}@x.io\n").as_bytes());
+    }
+    let too_many = t.post_csv("createdBy=u1", "text/csv", over).await;
+    assert_eq!(
+        too_many.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        too_many.body
+    );
+    assert_nothing_left(&t).await;
+}
