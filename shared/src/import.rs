@@ -18,7 +18,7 @@
 use crate::domain::CreatedBy;
 use crate::domain::ImportId;
 use crate::job::caller::{Caller, UnusableIdentity};
-use crate::job::csv_request::CsvOptions;
+use crate::job::csv_request::{ColumnMapping, CsvImport, CsvOptions};
 use crate::job::plan::ImportPlan;
 use crate::job::request::{ImportRequest, RequestError};
 use crate::job::status::{JobSnapshot, JobState, JobStatus};
@@ -42,6 +42,8 @@ pub enum ImportAnswer {
         import_id: ImportId,
         state: JobState,
         total: u64,
+        /// How a CSV body's columns were read; `None` for JSON.
+        mapping: Option<ColumnMapping>,
     },
     /// The same request was accepted before (200): the job's current status.
     AlreadyAccepted(JobStatus),
@@ -74,17 +76,19 @@ pub enum ImportBody<'a> {
 }
 
 impl ImportBody<'_> {
-    /// Parses the body into the one request type both formats give.
+    /// Parses the body into the one request type both formats give, with a CSV body's
+    /// column mapping.
     pub fn parse(
         self,
         max_leads: usize,
         caller: Option<&CreatedBy>,
-    ) -> Result<ImportRequest, RequestError> {
+    ) -> Result<(ImportRequest, Option<ColumnMapping>), RequestError> {
         match self {
-            ImportBody::Json(body) => ImportRequest::parse_as(body, max_leads, caller),
-            ImportBody::Csv(body, options) => {
-                ImportRequest::parse_csv(body, options, max_leads, caller)
+            ImportBody::Json(body) => {
+                ImportRequest::parse_as(body, max_leads, caller).map(|request| (request, None))
             }
+            ImportBody::Csv(body, options) => CsvImport::parse(body, options, max_leads, caller)
+                .map(|csv| (csv.request, Some(csv.mapping))),
         }
     }
 }
@@ -100,7 +104,7 @@ pub async fn accept_import(
     caller: &Caller,
     body: ImportBody<'_>,
 ) -> Result<ImportAnswer, ImportError> {
-    let request = body.parse(limits.max_leads, caller.created_by()?.as_ref())?;
+    let (request, mapping) = body.parse(limits.max_leads, caller.created_by()?.as_ref())?;
     let plan = ImportPlan::new(request, limits.batch_size);
     let import_id = plan.import_id.clone();
     let now = OffsetDateTime::now_utc();
@@ -146,6 +150,7 @@ pub async fn accept_import(
         import_id,
         state: snapshot.state(),
         total: plan.total,
+        mapping,
     })
 }
 

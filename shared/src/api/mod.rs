@@ -94,6 +94,9 @@ struct Accepted<'a> {
     status: crate::job::status::JobState,
     total: u64,
     status_url: &'a str,
+    /// A CSV import's columns: which were read into which field, which were ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mapping: Option<&'a crate::job::csv_request::ColumnMapping>,
 }
 
 async fn import_leads(
@@ -132,6 +135,7 @@ async fn import_leads(
             import_id,
             state,
             total,
+            mapping,
         } => {
             let status_url = format!("/leads/import/{import_id}/status");
             let body = Accepted {
@@ -139,6 +143,7 @@ async fn import_leads(
                 status: state,
                 total,
                 status_url: &status_url,
+                mapping: mapping.as_ref(),
             };
             let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
             if let Ok(location) = HeaderValue::from_str(&status_url) {
@@ -187,7 +192,7 @@ fn body_format(headers: &HeaderMap) -> Result<Format, Problem> {
     ))
 }
 
-/// A CSV import's query: `importId`, `createdBy`, `delimiter`, each at most once; other
+/// A CSV import's query: `importId`, `createdBy`, `delimiter`, `mapping`, each at most once; other
 /// parameters are ignored, as unknown JSON fields are.
 fn csv_options(
     pairs: Vec<(String, String)>,
@@ -202,6 +207,7 @@ fn csv_options(
             "importId" => &mut options.import_id,
             "createdBy" => &mut options.created_by,
             "delimiter" => &mut options.delimiter,
+            "mapping" => &mut options.mapping,
             _ => continue,
         };
         if slot.replace(value).is_some() {

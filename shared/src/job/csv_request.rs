@@ -17,6 +17,7 @@ use crate::domain::json_text::JsonText;
 use crate::domain::{CreatedBy, LeadInput};
 use crate::job::request::{ImportRequest, RequestError, judge_ids, param};
 use encoding_rs::{Encoding, WINDOWS_1252};
+use serde::Serialize;
 use std::borrow::Cow;
 
 /// What a CSV import carries besides its body: the query's parameters and the `charset`
@@ -28,6 +29,32 @@ pub struct CsvOptions {
     /// `,` `;` or a tab (also `comma`, `semicolon`, `tab`); detected from the header when absent.
     pub delimiter: Option<String>,
     pub charset: Option<String>,
+    /// `Header:field,Other:field`: columns mapped explicitly, before (and over) the aliases.
+    pub mapping: Option<String>,
+}
+
+/// Which columns of a CSV import were read into which field, and which were ignored: the
+/// `mapping` of the `202` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ColumnMapping {
+    pub mapped: Vec<MappedColumn>,
+    pub ignored: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MappedColumn {
+    /// The header as the file has it.
+    pub column: String,
+    /// `fullName`, `firstName` or `lastName` (joined into `fullName`), `email`, `phone`,
+    /// `status` or `source`.
+    pub field: &'static str,
+}
+
+/// A CSV body read: the request, and how its columns were read.
+#[derive(Debug, Clone)]
+pub struct CsvImport {
+    pub request: ImportRequest,
+    pub mapping: ColumnMapping,
 }
 
 /// A lead field a column can fill. A full name comes from one column, or from a first-name and
@@ -44,15 +71,32 @@ enum Target {
 }
 
 impl Target {
+    const ALL: [Target; 7] = [
+        Target::FullName,
+        Target::FirstName,
+        Target::LastName,
+        Target::Email,
+        Target::Phone,
+        Target::Status,
+        Target::Source,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Target::FullName => "fullName",
+            Target::FirstName => "firstName",
+            Target::LastName => "lastName",
+            Target::Email => "email",
+            Target::Phone => "phone",
+            Target::Status => "status",
+            Target::Source => "source",
+        }
+    }
+
     /// The field a header names: compared in lower case, letters and digits only, so
     /// "E-mail", "Email Address" and " EMAIL " all name the email.
     fn of_header(header: &str) -> Option<Target> {
-        let key: String = header
-            .chars()
-            .filter(|c| c.is_alphanumeric())
-            .flat_map(char::to_lowercase)
-            .collect();
-        Some(match key.as_str() {
+        Some(match loose(header).as_str() {
             "fullname" | "name" | "contactname" | "leadname" => Target::FullName,
             "firstname" | "givenname" | "forename" => Target::FirstName,
             "lastname" | "surname" | "familyname" => Target::LastName,
@@ -66,7 +110,16 @@ impl Target {
     }
 }
 
-/// Which column (by position) fills each field; the first column naming a field wins.
+/// A header or field name compared loosely: its letters and digits, in lower case.
+fn loose(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Which column (by position) fills each field: an explicit `mapping` first, then the first
+/// column whose header names the field.
 #[derive(Debug, Default)]
 struct Columns {
     full_name: Option<usize>,
@@ -79,28 +132,103 @@ struct Columns {
 }
 
 impl Columns {
-    fn of_headers(headers: &csv::StringRecord) -> Self {
+    /// The columns of `headers`, with the `mapping` parameter's explicit pairs over the
+    /// aliases; a pair that names no column or no field is the message of a `400`.
+    fn of_headers(headers: &csv::StringRecord, mapping: Option<&str>) -> Result<Self, String> {
         let mut columns = Columns::default();
-        for (position, header) in headers.iter().enumerate() {
-            let slot = match Target::of_header(header) {
-                Some(Target::FullName) => &mut columns.full_name,
-                Some(Target::FirstName) => &mut columns.first_name,
-                Some(Target::LastName) => &mut columns.last_name,
-                Some(Target::Email) => &mut columns.email,
-                Some(Target::Phone) => &mut columns.phone,
-                Some(Target::Status) => &mut columns.status,
-                Some(Target::Source) => &mut columns.source,
-                None => continue,
+        let mut explicit = vec![false; headers.len()];
+        for pair in mapping
+            .unwrap_or("")
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+        {
+            let Some((header, field)) = pair.rsplit_once(':') else {
+                return Err(format!(
+                    "mapping pairs are Header:field separated by commas; {pair:?} is not"
+                ));
             };
-            slot.get_or_insert(position);
+            let target = Target::ALL
+                .into_iter()
+                .find(|t| loose(t.name()) == loose(field))
+                .ok_or_else(|| {
+                    format!(
+                        "{:?} is not a field; map columns to fullName, firstName, lastName, email, phone, status or source",
+                        field.trim()
+                    )
+                })?;
+            let position = headers
+                .iter()
+                .position(|h| h.trim() == header.trim())
+                .or_else(|| headers.iter().position(|h| loose(h) == loose(header)))
+                .ok_or_else(|| {
+                    format!(
+                        "mapping names the column {:?}, which the CSV does not have; its columns are {}",
+                        header.trim(),
+                        listed(headers)
+                    )
+                })?;
+            *columns.slot(target) = Some(position);
+            explicit[position] = true;
         }
-        columns
+        for (position, header) in headers.iter().enumerate() {
+            if let (false, Some(target)) = (explicit[position], Target::of_header(header)) {
+                columns.slot(target).get_or_insert(position);
+            }
+        }
+        Ok(columns)
+    }
+
+    fn slot(&mut self, target: Target) -> &mut Option<usize> {
+        match target {
+            Target::FullName => &mut self.full_name,
+            Target::FirstName => &mut self.first_name,
+            Target::LastName => &mut self.last_name,
+            Target::Email => &mut self.email,
+            Target::Phone => &mut self.phone,
+            Target::Status => &mut self.status,
+            Target::Source => &mut self.source,
+        }
+    }
+
+    /// What each column was read into; first and last names only when no column gives the
+    /// full name (which wins).
+    fn report(&self, headers: &csv::StringRecord) -> ColumnMapping {
+        let (first, last) = match self.full_name {
+            Some(_) => (None, None),
+            None => (self.first_name, self.last_name),
+        };
+        let used = [
+            (self.full_name, Target::FullName),
+            (first, Target::FirstName),
+            (last, Target::LastName),
+            (self.email, Target::Email),
+            (self.phone, Target::Phone),
+            (self.status, Target::Status),
+            (self.source, Target::Source),
+        ];
+        let mut mapping = ColumnMapping::default();
+        for (position, header) in headers.iter().enumerate() {
+            let fields = used.iter().filter(|(at, _)| *at == Some(position));
+            let mut any = false;
+            for (_, target) in fields {
+                any = true;
+                mapping.mapped.push(MappedColumn {
+                    column: header.to_owned(),
+                    field: target.name(),
+                });
+            }
+            if !any {
+                mapping.ignored.push(header.to_owned());
+            }
+        }
+        mapping
     }
 
     fn lead(&self, record: &csv::StringRecord) -> LeadInput {
         let cell = |column: Option<usize>| column.and_then(|at| record.get(at));
         let full_name: Option<Cow<str>> = match self.full_name {
             Some(at) => record.get(at).map(Cow::Borrowed),
+            None if self.first_name.is_none() && self.last_name.is_none() => None,
             None => {
                 let parts: Vec<&str> = [cell(self.first_name), cell(self.last_name)]
                     .into_iter()
@@ -125,6 +253,18 @@ impl ImportRequest {
     /// Parses a CSV body sent by `caller` (verified or not, as [`ImportRequest::parse_as`]);
     /// `max_leads` is `MAX_LEADS_PER_IMPORT`.
     pub fn parse_csv(
+        body: &[u8],
+        options: &CsvOptions,
+        max_leads: usize,
+        caller: Option<&CreatedBy>,
+    ) -> Result<Self, RequestError> {
+        CsvImport::parse(body, options, max_leads, caller).map(|import| import.request)
+    }
+}
+
+impl CsvImport {
+    /// Parses a CSV body as [`ImportRequest::parse_csv`], with the columns' mapping.
+    pub fn parse(
         body: &[u8],
         options: &CsvOptions,
         max_leads: usize,
@@ -171,13 +311,15 @@ impl ImportRequest {
                 vec![],
             ));
         }
-        let columns = Columns::of_headers(&headers);
+        let columns =
+            Columns::of_headers(&headers, options.mapping.as_deref()).map_err(|message| {
+                RequestError::invalid("the mapping is invalid", vec![param("/mapping", &message)])
+            })?;
         if columns.email.is_none() {
-            let found: Vec<String> = headers.iter().map(|h| format!("{:?}", h.trim())).collect();
             return Err(RequestError::invalid(
                 format!(
-                    "the CSV has no email column; its columns are {}",
-                    found.join(", ")
+                    "the CSV has no email column; its columns are {} (name one with ?mapping=Column:email)",
+                    listed(&headers)
                 ),
                 vec![param("/email", "no column names the email")],
             ));
@@ -200,12 +342,21 @@ impl ImportRequest {
                 vec![param("/leads", "the CSV must contain at least one lead")],
             ));
         }
-        Ok(ImportRequest {
-            import_id,
-            created_by,
-            leads,
+        Ok(CsvImport {
+            request: ImportRequest {
+                import_id,
+                created_by,
+                leads,
+            },
+            mapping: columns.report(&headers),
         })
     }
+}
+
+/// The headers as a message lists them: `"Name", "Phone"`.
+fn listed(headers: &csv::StringRecord) -> String {
+    let quoted: Vec<String> = headers.iter().map(|h| format!("{:?}", h.trim())).collect();
+    quoted.join(", ")
 }
 
 /// Text is decoded into UTF-8 before the CSV reader sees it, so it cannot fail on encoding;
@@ -314,7 +465,9 @@ mod tests {
 
     fn detail(error: RequestError) -> String {
         match error {
-            RequestError::Invalid { detail, errors } => format!("{detail} {errors:?}"),
+            RequestError::Invalid { detail, errors } => errors.iter().fold(detail, |text, e| {
+                format!("{text} {} {}", e.pointer, e.message)
+            }),
             other => panic!("expected an invalid request, got {other:?}"),
         }
     }
@@ -406,6 +559,81 @@ mod tests {
             ("CONTACTED", "REFERRAL")
         );
         assert_eq!(judged(&request)[1], ok("Solo", "solo@x.io"));
+    }
+
+    fn mapped(import: &CsvImport) -> Vec<(&str, &str)> {
+        import
+            .mapping
+            .mapped
+            .iter()
+            .map(|m| (m.column.as_str(), m.field))
+            .collect()
+    }
+
+    #[test]
+    fn the_mapping_says_what_each_column_became() {
+        let body = b"First Name,Last Name,E-mail,E-mail,Company\nAda,L,a@x.io,b@x.io,X\n";
+        let import = CsvImport::parse(body, &options("u1"), 5, None).unwrap();
+        assert_eq!(
+            mapped(&import),
+            [
+                ("First Name", "firstName"),
+                ("Last Name", "lastName"),
+                ("E-mail", "email")
+            ]
+        );
+        assert_eq!(import.mapping.ignored, ["E-mail", "Company"]);
+        // A full-name column wins over first and last names, which are then ignored.
+        let body = b"First Name,Name,email\nAda,Ada L,a@x.io\n";
+        let import = CsvImport::parse(body, &options("u1"), 5, None).unwrap();
+        assert_eq!(mapped(&import), [("Name", "fullName"), ("email", "email")]);
+        assert_eq!(import.mapping.ignored, ["First Name"]);
+        assert_eq!(judged(&import.request), [ok("Ada L", "a@x.io")]);
+    }
+
+    #[test]
+    fn an_explicit_mapping_overrides_the_aliases() {
+        let with = |mapping: &str| CsvOptions {
+            mapping: Some(mapping.into()),
+            ..options("u1")
+        };
+        let body = b"Contact,Work Mail,email,Name\nAda,ada@work.io,ada@home.io,ignored\n";
+        let import =
+            CsvImport::parse(body, &with("Contact:fullName, work mail:EMAIL"), 5, None).unwrap();
+        assert_eq!(
+            mapped(&import),
+            [("Contact", "fullName"), ("Work Mail", "email")]
+        );
+        assert_eq!(import.mapping.ignored, ["email", "Name"]);
+        assert_eq!(judged(&import.request), [ok("Ada", "ada@work.io")]);
+        // The email column may be named only by the mapping.
+        let import = CsvImport::parse(
+            b"Who,Addr\nAda,a@x.io\n",
+            &with("Who:name,Addr:email"),
+            5,
+            None,
+        );
+        assert!(import.is_err(), "name is not a field name");
+        let import = CsvImport::parse(
+            b"Who,Addr\nAda,a@x.io\n",
+            &with("Who:fullName,Addr:email"),
+            5,
+            None,
+        )
+        .unwrap();
+        assert_eq!(judged(&import.request), [ok("Ada", "a@x.io")]);
+        for (mapping, says) in [
+            ("Nope:email", "\"Who\", \"Addr\""),
+            ("Who=email", "Header:field"),
+            ("Who:company", "not a field"),
+        ] {
+            let refused = CsvImport::parse(b"Who,Addr\nAda,a@x.io\n", &with(mapping), 5, None);
+            let text = detail(refused.unwrap_err());
+            assert!(
+                text.contains("/mapping") && text.contains(says),
+                "{mapping}: {text}"
+            );
+        }
     }
 
     #[test]

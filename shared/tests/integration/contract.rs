@@ -201,6 +201,21 @@ async fn real_responses_of_a_whole_job_match_the_contract() {
         .post_import(r#"{"leads":[{"fullName":"B","email":"b@x.io"}],"createdBy":"u1"}"#)
         .await;
     conforms(&spec, "post", IMPORT, &generated);
+
+    // A CSV import's 202 carries its column mapping.
+    let csv = t
+        .call(
+            http::Request::post("/leads/import?createdBy=u1")
+                .header("content-type", "text/csv")
+                .body(axum::body::Body::from(
+                    "First Name,Last Name,E-mail,Company\nC,D,c@x.io,X\n",
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::ACCEPTED, "{}", csv.body);
+    assert_eq!(csv.body["mapping"]["ignored"], json!(["Company"]));
+    conforms(&spec, "post", IMPORT, &csv);
 }
 
 #[tokio::test]

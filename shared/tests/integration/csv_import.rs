@@ -43,14 +43,14 @@ impl TestApp {
     }
 }
 
-/// Imports a fixture, drains it, and returns its finished status document.
+/// Imports a fixture, drains it, and returns its `202` body and finished status document.
 async fn import_fixture(
     t: &TestApp,
     name: &str,
     import_id: &str,
     content_type: &str,
     total: u64,
-) -> serde_json::Value {
+) -> (serde_json::Value, serde_json::Value) {
     let answer = t
         .post_csv(
             &format!("importId={import_id}&createdBy=u1"),
@@ -67,13 +67,13 @@ async fn import_fixture(
     t.drain_all().await;
     let doc = t.assert_job_accounted(import_id, total).await;
     assert_eq!(doc["status"], "completed", "{doc}");
-    doc
+    (answer.body, doc)
 }
 
 #[tokio::test]
 async fn an_excel_utf8_export_with_bom_crlf_and_quoted_newlines() {
     let t = spawn_app().await;
-    let doc = import_fixture(
+    let (accepted, doc) = import_fixture(
         &t,
         "excel-utf8-bom-crlf.csv",
         "excel",
@@ -81,6 +81,19 @@ async fn an_excel_utf8_export_with_bom_crlf_and_quoted_newlines() {
         4,
     )
     .await;
+    assert_eq!(
+        accepted["mapping"],
+        json!({
+            "mapped": [
+                {"column": "Full Name", "field": "fullName"},
+                {"column": "E-mail", "field": "email"},
+                {"column": "Phone", "field": "phone"},
+                {"column": "Lead Status", "field": "status"},
+                {"column": "Lead Source", "field": "source"}
+            ],
+            "ignored": ["Company"]
+        })
+    );
     assert_eq!(doc["progress"]["successful"], 3, "{doc}");
     assert_eq!(error_indexes(&doc, "invalid_email"), [2]);
     let stored = t.stored("excel").await;
@@ -109,7 +122,17 @@ async fn an_excel_utf8_export_with_bom_crlf_and_quoted_newlines() {
 #[tokio::test]
 async fn an_excel_unicode_text_export_in_utf16le_with_tabs_and_split_names() {
     let t = spawn_app().await;
-    import_fixture(&t, "excel-unicode-text-utf16le.txt", "utf16", "text/csv", 2).await;
+    let (accepted, _) =
+        import_fixture(&t, "excel-unicode-text-utf16le.txt", "utf16", "text/csv", 2).await;
+    assert_eq!(
+        accepted["mapping"]["mapped"],
+        json!([
+            {"column": "First Name", "field": "firstName"},
+            {"column": "Last Name", "field": "lastName"},
+            {"column": "Email Address", "field": "email"},
+            {"column": "Mobile", "field": "phone"}
+        ])
+    );
     let names: Vec<String> = t.stored("utf16").await.into_iter().map(|l| l.0).collect();
     assert_eq!(names, ["Åsa Nordström", "José Müller"]);
 }
@@ -117,7 +140,11 @@ async fn an_excel_unicode_text_export_in_utf16le_with_tabs_and_split_names() {
 #[tokio::test]
 async fn a_windows_1252_export_separated_by_semicolons() {
     let t = spawn_app().await;
-    let doc = import_fixture(&t, "windows-1252-semicolon.csv", "cp1252", "text/csv", 3).await;
+    let (accepted, doc) =
+        import_fixture(&t, "windows-1252-semicolon.csv", "cp1252", "text/csv", 3).await;
+    // The headers as the file spells them, odd spacing included.
+    assert_eq!(accepted["mapping"]["mapped"][1]["column"], " EMAIL ");
+    assert_eq!(accepted["mapping"]["ignored"], json!([]));
     assert_eq!(error_indexes(&doc, "duplicate_in_import"), [2], "{doc}");
     let stored = t.stored("cp1252").await;
     let names: Vec<(&str, &str)> = stored
@@ -161,9 +188,37 @@ async fn the_same_leads_as_csv_or_json_are_the_same_import() {
 }
 
 #[tokio::test]
+async fn an_explicit_mapping_reads_columns_no_alias_names() {
+    let t = spawn_app().await;
+    let answer = t
+        .post_csv(
+            "importId=mapped&createdBy=u1&mapping=Kontakt:fullName,Work%20Mail:email",
+            "text/csv",
+            b"Kontakt,Work Mail,Email\nAda Byron,ada@work.io,ada@home.io\n".to_vec(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    assert_eq!(answer.body["mapping"]["ignored"], json!(["Email"]));
+    t.drain_all().await;
+    t.assert_job_accounted("mapped", 1).await;
+    let stored = t.stored("mapped").await;
+    assert_eq!(
+        (stored[0].0.as_str(), stored[0].1.as_str()),
+        ("Ada Byron", "ada@work.io")
+    );
+}
+
+#[tokio::test]
 async fn request_level_problems_are_refused_with_problem_json_and_nothing_is_kept() {
     let t = spawn_app().await;
-    let cases: [(&str, &str, &[u8], u16, &str); 7] = [
+    let cases: [(&str, &str, &[u8], u16, &str); 8] = [
+        (
+            "createdBy=u1&mapping=Nope:email",
+            "text/csv",
+            b"email\na@x.io\n",
+            400,
+            "/mapping",
+        ),
         (
             "createdBy=u1",
             "text/csv",
