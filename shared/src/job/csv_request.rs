@@ -325,6 +325,7 @@ impl CsvImport {
             ));
         }
         let mut leads = Vec::with_capacity(max_leads.min(1024));
+        let mut lines = Vec::with_capacity(max_leads.min(1024));
         let mut record = csv::StringRecord::new();
         while reader.read_record(&mut record).map_err(unreadable)? {
             // A record of blank cells (",,," as spreadsheets leave at the end) is no lead.
@@ -335,6 +336,7 @@ impl CsvImport {
                 return Err(RequestError::TooManyLeads { max: max_leads });
             }
             leads.push(columns.lead(&record));
+            lines.push(start_line(&record, text.as_bytes()));
         }
         if leads.is_empty() {
             return Err(RequestError::invalid(
@@ -347,10 +349,26 @@ impl CsvImport {
                 import_id,
                 created_by,
                 leads,
+                lines,
             },
             mapping: columns.report(&headers),
         })
     }
+}
+
+/// The line `record` starts on (the header is line 1), quoted newlines counted. The csv crate
+/// counts lines at each `\n`; after a CRLF it places the next record at that `\n`, one line
+/// early, so a record found starting on a `\n` starts on the next line. A body of at most 4 MiB
+/// has fewer than `u32::MAX` lines.
+fn start_line(record: &csv::StringRecord, text: &[u8]) -> u32 {
+    let Some(position) = record.position() else {
+        return 0;
+    };
+    let at_newline = usize::try_from(position.byte())
+        .ok()
+        .and_then(|at| text.get(at))
+        == Some(&b'\n');
+    u32::try_from(position.line() + u64::from(at_newline)).unwrap_or(u32::MAX)
 }
 
 /// The headers as a message lists them: `"Name", "Phone"`.
@@ -634,6 +652,34 @@ mod tests {
                 "{mapping}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn each_lead_keeps_the_line_its_record_starts_on() {
+        // Header on line 1; a quoted newline (CRLF or LF) makes a record two lines long;
+        // blank lines and blank records are skipped, but counted.
+        let body = "name,email,notes\r\nA,a@x.io,\r\nB,b@x.io,\"x\r\ny\"\r\n\r\n,,\r\nC,\"c\n\",\r\nD,d@x.io,\r\n";
+        let request = parse(body.as_bytes()).unwrap();
+        assert_eq!(request.lines, [2, 3, 7, 9]);
+        let lf = parse(body.replace("\r\n", "\n").as_bytes()).unwrap();
+        assert_eq!(lf.lines, [2, 3, 7, 9], "LF");
+        let no_terminator = parse(b"email,name\na@x.io,A\nb@x.io,B").unwrap();
+        assert_eq!(no_terminator.lines, [2, 3]);
+        let plan = crate::job::plan::ImportPlan::new(request, 10);
+        let rejected: Vec<(u32, Option<u32>)> =
+            plan.rejected.iter().map(|e| (e.index, e.line)).collect();
+        assert_eq!(rejected, [(2, Some(7))], "the lead with a bad email");
+        let lines: Vec<Option<u32>> = plan.chunks[0].leads.iter().map(|l| l.line).collect();
+        assert_eq!(lines, [Some(2), Some(3), Some(9)]);
+        // JSON leads have no line, and their errors none either.
+        let json = ImportRequest::parse(br#"{"createdBy":"u","leads":[{}]}"#, 3).unwrap();
+        let plan = crate::job::plan::ImportPlan::new(json, 10);
+        assert_eq!(plan.rejected[0].line, None);
+        assert!(
+            !serde_json::to_string(&plan.rejected[0])
+                .unwrap()
+                .contains("line")
+        );
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub struct ImportRequest {
     pub import_id: Option<ImportId>,
     pub created_by: CreatedBy,
     pub leads: Vec<LeadInput>,
+    /// A CSV import's line where each lead's record starts (header = 1); empty for JSON.
+    pub lines: Vec<u32>,
 }
 
 impl ImportRequest {
@@ -142,6 +144,7 @@ impl ImportRequest {
                 import_id,
                 created_by,
                 leads,
+                lines: Vec::new(),
             }),
             _ => Err(RequestError::invalid(
                 "the import request is invalid",

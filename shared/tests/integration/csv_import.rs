@@ -96,6 +96,33 @@ async fn an_excel_utf8_export_with_bom_crlf_and_quoted_newlines() {
     );
     assert_eq!(doc["progress"]["successful"], 3, "{doc}");
     assert_eq!(error_indexes(&doc, "invalid_email"), [2]);
+    // Ann's record spans lines 3 and 4 (a quoted CRLF), so the bad email is on line 5.
+    assert_eq!(doc["progress"]["errors"][0]["line"], 5, "{doc}");
+
+    // The same file again: the drain finds every email stored and names each lead's line.
+    let (_, again) =
+        import_fixture(&t, "excel-utf8-bom-crlf.csv", "excel-again", "text/csv", 4).await;
+    let found: Vec<(&str, u64, u64)> = again["progress"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["code"].as_str().unwrap(),
+                e["index"].as_u64().unwrap(),
+                e["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("email_exists", 0, 2),
+            ("email_exists", 1, 3),
+            ("invalid_email", 2, 5),
+            ("email_exists", 3, 6)
+        ]
+    );
     let stored = t.stored("excel").await;
     assert_eq!(
         stored[0],
@@ -300,4 +327,22 @@ async fn request_level_problems_are_refused_with_problem_json_and_nothing_is_kep
         too_many.body
     );
     assert_nothing_left(&t).await;
+}
+
+#[tokio::test]
+async fn json_imports_errors_name_no_line() {
+    let t = spawn_app().await;
+    t.post_accepted(
+        "json-lines",
+        &[
+            json!({"fullName": "A", "email": "bad"}),
+            json!({"fullName": "B", "email": "b@x.io"}),
+        ],
+    )
+    .await;
+    t.drain_all().await;
+    let doc = t.assert_job_accounted("json-lines", 2).await;
+    let error = &doc["progress"]["errors"][0];
+    assert_eq!(error["code"], "invalid_email", "{doc}");
+    assert!(error.get("line").is_none(), "{doc}");
 }
