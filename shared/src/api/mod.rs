@@ -9,7 +9,7 @@ pub mod identity;
 pub mod problem;
 
 use crate::app::App;
-use crate::import::{ImportAnswer, ImportBody, accept_import};
+use crate::import::{ImportAnswer, ImportBody, accept_import, dry_run};
 use crate::job::caller::Caller;
 use crate::job::csv_request::CsvOptions;
 use crate::status::read_status;
@@ -108,17 +108,22 @@ async fn import_leads(
 ) -> Result<Response, Problem> {
     let format = body_format(&headers)?;
     let body = body.map_err(Problem::from_body_rejection)?;
+    let Query(pairs) = query.map_err(|e| {
+        Problem::invalid_request(format!("the query string is malformed: {e}"), vec![])
+    })?;
+    let dry = is_dry_run(&pairs)?;
     let options;
     let body = match format {
         Format::Json => ImportBody::Json(&body),
         Format::Csv { charset } => {
-            let Query(pairs) = query.map_err(|e| {
-                Problem::invalid_request(format!("the query string is malformed: {e}"), vec![])
-            })?;
             options = csv_options(pairs, charset)?;
             ImportBody::Csv(&body, &options)
         }
     };
+    if dry {
+        let report = dry_run(&app.store, app.import_limits(), &caller, body).await?;
+        return Ok((StatusCode::OK, Json(report)).into_response());
+    }
     let answer = accept_import(
         &app.store,
         &app.queue,
@@ -190,6 +195,34 @@ fn body_format(headers: &HeaderMap) -> Result<Format, Problem> {
     Err(Problem::unsupported_media_type(
         "send the import as JSON (Content-Type: application/json) or CSV (Content-Type: text/csv)",
     ))
+}
+
+/// `dryRun=true` (or `1`) asks for a dry run; `false`, `0` or its absence for an import.
+fn is_dry_run(pairs: &[(String, String)]) -> Result<bool, Problem> {
+    let mut values = pairs.iter().filter(|(name, _)| name == "dryRun");
+    let dry = match values.next().map(|(_, v)| v.as_str()) {
+        None | Some("false" | "0") => false,
+        Some("true" | "1" | "") => true,
+        Some(_) => {
+            return Err(Problem::invalid_request(
+                "dryRun must be true or false",
+                vec![crate::job::request::InvalidParam {
+                    pointer: "/dryRun".to_owned(),
+                    message: "dryRun must be true or false".to_owned(),
+                }],
+            ));
+        }
+    };
+    if values.next().is_some() {
+        return Err(Problem::invalid_request(
+            "the query names dryRun more than once",
+            vec![crate::job::request::InvalidParam {
+                pointer: "/dryRun".to_owned(),
+                message: "duplicate query parameter".to_owned(),
+            }],
+        ));
+    }
+    Ok(dry)
 }
 
 /// A CSV import's query: `importId`, `createdBy`, `delimiter`, `mapping`, each at most once; other

@@ -216,6 +216,19 @@ async fn real_responses_of_a_whole_job_match_the_contract() {
     assert_eq!(csv.status, StatusCode::ACCEPTED, "{}", csv.body);
     assert_eq!(csv.body["mapping"]["ignored"], json!(["Company"]));
     conforms(&spec, "post", IMPORT, &csv);
+
+    // A dry run's 200 is its report.
+    let dry = t
+        .call(
+            http::Request::post("/leads/import?createdBy=u1&dryRun=true")
+                .header("content-type", "text/csv")
+                .body(axum::body::Body::from("Name,E-mail\nC,c@x.io\nD,bad\n"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(dry.status, StatusCode::OK, "{}", dry.body);
+    assert_eq!(dry.body["failedByCode"], json!({"invalid_email": 1}));
+    conforms(&spec, "post", IMPORT, &dry);
 }
 
 #[tokio::test]

@@ -346,3 +346,86 @@ async fn json_imports_errors_name_no_line() {
     assert_eq!(error["code"], "invalid_email", "{doc}");
     assert!(error.get("line").is_none(), "{doc}");
 }
+
+#[tokio::test]
+async fn a_dry_run_reports_everything_and_stores_nothing() {
+    let t = spawn_app().await;
+    let answer = t
+        .post_csv(
+            "createdBy=u1&dryRun=true",
+            "text/csv",
+            fixture("excel-utf8-bom-crlf.csv"),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["dryRun"], true);
+    assert_eq!(
+        (
+            &answer.body["total"],
+            &answer.body["wouldImport"],
+            &answer.body["failed"]
+        ),
+        (&json!(4), &json!(3), &json!(1))
+    );
+    assert_eq!(answer.body["errors"][0]["line"], 5, "{}", answer.body);
+    assert_eq!(answer.body["mapping"]["ignored"], json!(["Company"]));
+    assert_nothing_left(&t).await;
+    assert_eq!(t.lead_count("excel").await, 0);
+
+    // Once the file is imported, a dry run of it finds every valid email taken, by line.
+    import_fixture(&t, "excel-utf8-bom-crlf.csv", "excel", "text/csv", 4).await;
+    let jobs_before: i64 = sqlx::query_scalar("SELECT count(*) FROM import_jobs")
+        .fetch_one(&t.db)
+        .await
+        .unwrap();
+    let again = t
+        .post_csv(
+            "importId=excel-2&createdBy=u1&dryRun=1",
+            "text/csv",
+            fixture("excel-utf8-bom-crlf.csv"),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(
+        again.body["failedByCode"],
+        json!({"email_exists": 3, "invalid_email": 1})
+    );
+    let lines: Vec<u64> = again.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [2, 3, 5, 6]);
+    // JSON too, with the query parameter; and a bad value is refused.
+    let json_dry = t
+        .call(
+            Request::post("/leads/import?dryRun=true")
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    json!({"importId": "j-dry", "createdBy": "u1", "leads": [{"fullName": "Ann", "email": "ann.lee@example.com"}]})
+                        .to_string(),
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(json_dry.status, StatusCode::OK, "{}", json_dry.body);
+    assert_eq!(json_dry.body["errors"][0]["code"], "email_exists");
+    assert!(json_dry.body["errors"][0].get("line").is_none());
+    let bad = t
+        .post_csv(
+            "createdBy=u1&dryRun=maybe",
+            "text/csv",
+            b"email\na@x.io\n".to_vec(),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.content_type, "application/problem+json");
+    let jobs_after: i64 = sqlx::query_scalar("SELECT count(*) FROM import_jobs")
+        .fetch_one(&t.db)
+        .await
+        .unwrap();
+    assert_eq!(jobs_before, jobs_after, "a dry run records no job");
+    assert_eq!(t.lead_count("excel-2").await, 0);
+    assert_eq!(t.lead_count("j-dry").await, 0);
+}
