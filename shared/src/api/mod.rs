@@ -108,9 +108,17 @@ async fn import_leads(
 ) -> Result<Response, Problem> {
     let format = body_format(&headers)?;
     let body = body.map_err(Problem::from_body_rejection)?;
-    let Query(pairs) = query.map_err(|e| {
+    let Query(mut pairs) = query.map_err(|e| {
         Problem::invalid_request(format!("the query string is malformed: {e}"), vec![])
     })?;
+    let (format, body) = match format {
+        Format::Multipart { boundary } => {
+            let form = read_form(body, boundary).await?;
+            pairs.extend(form.fields);
+            (form.format, form.file)
+        }
+        format => (format, body),
+    };
     let dry = is_dry_run(&pairs)?;
     let options;
     let body = match format {
@@ -118,6 +126,11 @@ async fn import_leads(
         Format::Csv { charset } => {
             options = csv_options(pairs, charset)?;
             ImportBody::Csv(&body, &options)
+        }
+        Format::Multipart { .. } => {
+            return Err(Problem::unsupported_media_type(
+                "the file part must be JSON or CSV, not another multipart body",
+            ));
         }
     };
     if dry {
@@ -167,6 +180,107 @@ enum Format {
     Csv {
         charset: Option<String>,
     },
+    /// `multipart/form-data`: a `file` part (JSON or CSV) and the query's fields as parts.
+    Multipart {
+        boundary: String,
+    },
+}
+
+/// A `multipart/form-data` import read: the file, its format, and the other parts as fields.
+struct Form {
+    format: Format,
+    file: Bytes,
+    fields: Vec<(String, String)>,
+}
+
+/// Reads the parts of a multipart body (already read whole, within `MAX_BODY_BYTES`): the one
+/// part named `file` is the import, in the format its `Content-Type` says (or, without one,
+/// its file name's extension); every other part is a field (`importId`, `createdBy`,
+/// `delimiter`, `mapping`, `dryRun`), as in the query.
+async fn read_form(body: Bytes, boundary: String) -> Result<Form, Problem> {
+    let malformed = |e: multer::Error| {
+        Problem::invalid_request(format!("the multipart body is malformed: {e}"), vec![])
+    };
+    let stream =
+        futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut file = None;
+    let mut fields = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(malformed)? {
+        let name = field.name().unwrap_or("").to_owned();
+        if name != "file" {
+            fields.push((name, field.text().await.map_err(malformed)?));
+            continue;
+        }
+        if file.is_some() {
+            return Err(Problem::invalid_request(
+                "the multipart body has more than one file part",
+                vec![file_param("only one part may be named file")],
+            ));
+        }
+        let content_type = field.content_type().map(|m| m.to_string());
+        let file_name = field.file_name().unwrap_or("").to_ascii_lowercase();
+        let format = part_format(content_type.as_deref(), &file_name)?;
+        file = Some((format, field.bytes().await.map_err(malformed)?));
+    }
+    let Some((format, file)) = file else {
+        return Err(Problem::invalid_request(
+            "the multipart body has no file part",
+            vec![file_param(
+                "a part named file must hold the leads (CSV or JSON)",
+            )],
+        ));
+    };
+    Ok(Form {
+        format,
+        file,
+        fields,
+    })
+}
+
+fn file_param(message: &str) -> crate::job::request::InvalidParam {
+    crate::job::request::InvalidParam {
+        pointer: "/file".to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// The format of the `file` part: by its `Content-Type`, or by its file name when it has none
+/// (or a generic one).
+fn part_format(content_type: Option<&str>, file_name: &str) -> Result<Format, Problem> {
+    let essence = content_type
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let generic = matches!(
+        essence.as_str(),
+        "" | "application/octet-stream" | "text/plain"
+    );
+    let content_type = if generic {
+        if file_name.ends_with(".json") {
+            "application/json"
+        } else if [".csv", ".tsv", ".txt"]
+            .iter()
+            .any(|ext| file_name.ends_with(ext))
+        {
+            "text/csv"
+        } else {
+            ""
+        }
+    } else {
+        content_type.unwrap_or("")
+    };
+    match body_format_of(content_type)? {
+        Format::Multipart { .. } => Err(Problem::unsupported_media_type(
+            "the file part must be JSON or CSV, not another multipart body",
+        )),
+        format => Ok(format),
+    }
 }
 
 /// JSON (`application/json`, any parameters, or a `+json` type) or CSV (`text/csv`, any
@@ -176,6 +290,10 @@ fn body_format(headers: &HeaderMap) -> Result<Format, Problem> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    body_format_of(content_type)
+}
+
+fn body_format_of(content_type: &str) -> Result<Format, Problem> {
     let mut parts = content_type.split(';');
     let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
     if essence == "application/json"
@@ -192,8 +310,17 @@ fn body_format(headers: &HeaderMap) -> Result<Format, Problem> {
         });
         return Ok(Format::Csv { charset });
     }
+    if essence == "multipart/form-data" {
+        let boundary = multer::parse_boundary(content_type).map_err(|e| {
+            Problem::invalid_request(
+                format!("the multipart Content-Type is malformed: {e}"),
+                vec![],
+            )
+        })?;
+        return Ok(Format::Multipart { boundary });
+    }
     Err(Problem::unsupported_media_type(
-        "send the import as JSON (Content-Type: application/json) or CSV (Content-Type: text/csv)",
+        "send the import as JSON (Content-Type: application/json) or CSV (Content-Type: text/csv), or either as the file part of multipart/form-data",
     ))
 }
 

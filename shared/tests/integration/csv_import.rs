@@ -429,3 +429,90 @@ async fn a_dry_run_reports_everything_and_stores_nothing() {
     assert_eq!(t.lead_count("excel-2").await, 0);
     assert_eq!(t.lead_count("j-dry").await, 0);
 }
+
+/// A `multipart/form-data` body as browsers send a form with a file input.
+fn form(fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> (String, Vec<u8>) {
+    let boundary = "----leadsFormBoundary7MA4YWxk";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    if let Some((file_name, content_type, bytes)) = file {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n")
+                .as_bytes(),
+        );
+        if !content_type.is_empty() {
+            body.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn a_form_upload_imports_its_file_part_as_csv_or_json() {
+    let t = spawn_app().await;
+    let utf16 = fixture("excel-unicode-text-utf16le.txt");
+    let (content_type, body) = form(
+        &[("importId", "form-csv"), ("createdBy", "u1")],
+        Some(("leads.txt", "", &utf16)),
+    );
+    let answer = t.post_csv("", &content_type, body).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    assert_eq!(answer.body["mapping"]["mapped"][0]["field"], "firstName");
+    t.drain_all().await;
+    t.assert_job_accounted("form-csv", 2).await;
+    assert_eq!(t.lead_count("form-csv").await, 2);
+
+    let json_file = json!({"importId": "form-json", "createdBy": "u1", "leads": [{"fullName": "Kim", "email": "kim@x.io"}]}).to_string();
+    let (content_type, body) = form(
+        &[],
+        Some(("leads.json", "application/json", json_file.as_bytes())),
+    );
+    let answer = t.post_csv("", &content_type, body).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    assert!(answer.body.get("mapping").is_none());
+
+    // A dry run as a field; the charset of the file part is obeyed.
+    let (content_type, body) = form(
+        &[("createdBy", "u1"), ("dryRun", "true")],
+        Some((
+            "x.csv",
+            "text/csv; charset=windows-1252",
+            b"Name;Email\r\nJos\xe9;jose@x.io\r\n",
+        )),
+    );
+    let dry = t.post_csv("", &content_type, body).await;
+    assert_eq!(dry.status, StatusCode::OK, "{}", dry.body);
+    assert_eq!(
+        (&dry.body["wouldImport"], &dry.body["failed"]),
+        (&json!(1), &json!(0))
+    );
+    assert_eq!(t.lead_count("form-json").await, 0, "not drained yet");
+
+    for ((content_type, body), status) in [
+        (form(&[("createdBy", "u1")], None), 400),
+        (form(&[], Some(("x.pdf", "application/pdf", b"%PDF"))), 415),
+        (("multipart/form-data".to_owned(), b"x".to_vec()), 400),
+        (
+            (
+                "multipart/form-data; boundary=b".to_owned(),
+                b"--b\r\nbroken".to_vec(),
+            ),
+            400,
+        ),
+    ] {
+        let answer = t.post_csv("", &content_type, body).await;
+        assert_eq!(answer.status.as_u16(), status, "{}", answer.body);
+        assert_eq!(answer.content_type, "application/problem+json");
+    }
+}

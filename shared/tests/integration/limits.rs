@@ -354,7 +354,7 @@ async fn only_json_and_csv_content_types_are_accepted() {
         "text/csvx",
         "application/jsonp",
         "application/xml",
-        "multipart/form-data; boundary=x",
+        "multipart/mixed; boundary=x",
         "application/x-www-form-urlencoded",
         "application/json-patch",
     ] {
@@ -380,6 +380,11 @@ async fn only_json_and_csv_content_types_are_accepted() {
         .post_import_as("Text/CSV; charset=utf-8", body.clone().into_bytes())
         .await;
     assert_problem(&csv, 400, "invalid-request");
+    // Multipart is read as multipart: this JSON has no part, let alone a file part.
+    let form = t
+        .post_import_as("multipart/form-data; boundary=x", body.clone().into_bytes())
+        .await;
+    assert_problem(&form, 400, "invalid-request");
     for content_type in [
         "application/json",
         "Application/JSON; charset=utf-8",
