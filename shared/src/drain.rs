@@ -360,10 +360,11 @@ impl Drain {
 
         for d in &doomed {
             if let Some(chunk) = &d.chunk {
-                let indexes: Vec<u32> = chunk.leads.iter().map(|l| l.index).collect();
+                let leads: Vec<(u32, Option<u32>)> =
+                    chunk.leads.iter().map(|l| (l.index, l.line)).collect();
                 let outcome = self
                     .store
-                    .record_dead(&chunk.import_id, chunk.seq, &indexes, &d.reason)
+                    .record_dead(&chunk.import_id, chunk.seq, &leads, &d.reason)
                     .await?;
                 outcomes.insert((chunk.import_id.clone(), chunk.seq), outcome);
             }
@@ -417,7 +418,7 @@ impl Drain {
                         {
                             let outcome = self
                                 .store
-                                .record_dead(&import_id, seq, &indexes, &reason)
+                                .record_dead(&import_id, seq, &without_lines(&indexes), &reason)
                                 .await?;
                             outcomes.insert((import_id, seq), outcome);
                         }
@@ -521,7 +522,7 @@ impl Drain {
             let reason = "The stream entry was deleted from Redis before it was processed";
             let outcome = self
                 .store
-                .record_dead(&import_id, seq, &lead_indexes, reason)
+                .record_dead(&import_id, seq, &without_lines(&lead_indexes), reason)
                 .await?;
             tracing::error!(entry = %id, import_id = %import_id, seq, "pending entry was deleted from the stream");
             report.leads_failed += u64::from(outcome.failed);
@@ -542,4 +543,10 @@ fn injected() -> DrainError {
     DrainError::Store(StoreError::Unavailable(sqlx::Error::Protocol(
         "failpoint".into(),
     )))
+}
+
+/// Leads known by index only (their entry could not be read, nor their payload): their lines,
+/// which travel with the leads, are lost with them, and their errors name no line.
+fn without_lines(indexes: &[u32]) -> Vec<(u32, Option<u32>)> {
+    indexes.iter().map(|&index| (index, None)).collect()
 }

@@ -15,8 +15,10 @@
 //! |                                | if it was not yet                                   |
 //! | Postgres unreachable           | `Unavailable` (503): nothing accepted; retry        |
 
+use crate::domain::CreatedBy;
 use crate::domain::ImportId;
 use crate::job::caller::{Caller, UnusableIdentity};
+use crate::job::csv_request::{ColumnMapping, CsvImport, CsvOptions};
 use crate::job::plan::ImportPlan;
 use crate::job::request::{ImportRequest, RequestError};
 use crate::job::status::{JobSnapshot, JobState, JobStatus};
@@ -40,6 +42,8 @@ pub enum ImportAnswer {
         import_id: ImportId,
         state: JobState,
         total: u64,
+        /// How a CSV body's columns were read; `None` for JSON.
+        mapping: Option<ColumnMapping>,
     },
     /// The same request was accepted before (200): the job's current status.
     AlreadyAccepted(JobStatus),
@@ -61,8 +65,36 @@ pub enum ImportError {
     },
 }
 
-/// Accepts the JSON `body` sent by `caller`; once its entries are queued, `kicker` starts a
-/// drain for them.
+/// An import's body with its format: what the `Content-Type` said it is.
+#[derive(Debug, Clone, Copy)]
+pub enum ImportBody<'a> {
+    /// `application/json`: the request object, ids included.
+    Json(&'a [u8]),
+    /// `text/csv`: a header line and one lead per record; the ids and the reading options
+    /// come from the query and the `charset` parameter.
+    Csv(&'a [u8], &'a CsvOptions),
+}
+
+impl ImportBody<'_> {
+    /// Parses the body into the one request type both formats give, with a CSV body's
+    /// column mapping.
+    pub fn parse(
+        self,
+        max_leads: usize,
+        caller: Option<&CreatedBy>,
+    ) -> Result<(ImportRequest, Option<ColumnMapping>), RequestError> {
+        match self {
+            ImportBody::Json(body) => {
+                ImportRequest::parse_as(body, max_leads, caller).map(|request| (request, None))
+            }
+            ImportBody::Csv(body, options) => CsvImport::parse(body, options, max_leads, caller)
+                .map(|csv| (csv.request, Some(csv.mapping))),
+        }
+    }
+}
+
+/// Accepts the `body` sent by `caller`; once its entries are queued, `kicker` starts a drain
+/// for them.
 pub async fn accept_import(
     records: &impl JobRecords,
     queue: &impl JobQueue,
@@ -70,9 +102,9 @@ pub async fn accept_import(
     kicker: &impl DrainKicker,
     limits: ImportLimits,
     caller: &Caller,
-    body: &[u8],
+    body: ImportBody<'_>,
 ) -> Result<ImportAnswer, ImportError> {
-    let request = ImportRequest::parse_as(body, limits.max_leads, caller.created_by()?.as_ref())?;
+    let (request, mapping) = body.parse(limits.max_leads, caller.created_by()?.as_ref())?;
     let plan = ImportPlan::new(request, limits.batch_size);
     let import_id = plan.import_id.clone();
     let now = OffsetDateTime::now_utc();
@@ -118,6 +150,68 @@ pub async fn accept_import(
         import_id,
         state: snapshot.state(),
         total: plan.total,
+        mapping,
+    })
+}
+
+/// What a dry run found (`200`): every lead judged as the import would judge it, the emails
+/// checked against the `leads` table; nothing recorded, queued or stored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRunReport {
+    /// Always `true`: tells this document from a job's status.
+    pub dry_run: bool,
+    pub total: u64,
+    /// Leads that would be stored (if no other import stores their email first).
+    pub would_import: u64,
+    pub failed: u64,
+    /// How many leads fail with each code.
+    pub failed_by_code: std::collections::BTreeMap<String, u64>,
+    /// One per failed lead, by index.
+    pub errors: Vec<crate::job::status::LeadError>,
+    /// A CSV body's column mapping.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<ColumnMapping>,
+}
+
+/// Judges `body` as [`accept_import`] would, under the same limits, and checks its valid
+/// leads' emails against the `leads` table (one query); records, queues and stores nothing.
+pub async fn dry_run(
+    records: &impl JobRecords,
+    limits: ImportLimits,
+    caller: &Caller,
+    body: ImportBody<'_>,
+) -> Result<DryRunReport, ImportError> {
+    let (request, mapping) = body.parse(limits.max_leads, caller.created_by()?.as_ref())?;
+    let plan = ImportPlan::new(request, limits.batch_size.max(1));
+    let valid: Vec<&crate::job::plan::IndexedLead> =
+        plan.chunks.iter().flat_map(|c| &c.leads).collect();
+    let emails: Vec<&str> = valid.iter().map(|l| l.lead.email.as_str()).collect();
+    let existing = records
+        .existing_emails(&emails)
+        .await
+        .map_err(unavailable("check the emails"))?;
+    let mut errors = plan.rejected;
+    errors.extend(
+        valid
+            .iter()
+            .filter(|l| existing.contains(l.lead.email.as_str()))
+            .map(|l| crate::job::status::LeadError::email_exists(l.index).at_line(l.line)),
+    );
+    errors.sort_by_key(|e| e.index);
+    let mut failed_by_code = std::collections::BTreeMap::new();
+    for e in &errors {
+        *failed_by_code.entry(e.code.clone()).or_insert(0) += 1;
+    }
+    let failed = errors.len() as u64;
+    Ok(DryRunReport {
+        dry_run: true,
+        total: plan.total,
+        would_import: plan.total - failed,
+        failed,
+        failed_by_code,
+        errors,
+        mapping,
     })
 }
 
@@ -214,7 +308,7 @@ mod tests {
                 &self.kicker,
                 LIMITS,
                 &Caller::Unverified,
-                body,
+                ImportBody::Json(body),
             )
             .await
         }
@@ -285,6 +379,70 @@ mod tests {
             stores.records.queued_ids("j1"),
             Some(vec!["e0".into(), "e1".into()])
         );
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_judges_and_checks_emails_and_writes_nothing() {
+        let stores = Stores::new();
+        stores.records.store_email("b@x.io");
+        let options = CsvOptions {
+            created_by: Some("u1".into()),
+            ..CsvOptions::default()
+        };
+        let csv = b"Name,Email,Notes\nA,a@x.io,\"x\ny\"\nB,b@x.io,\nC,bad,\nD,A@X.IO,\n";
+        let report = dry_run(
+            &stores.records,
+            LIMITS,
+            &Caller::Unverified,
+            ImportBody::Csv(csv, &options),
+        )
+        .await
+        .unwrap();
+        let errors: Vec<(u32, Option<u32>, &str)> = report
+            .errors
+            .iter()
+            .map(|e| (e.index, e.line, e.code.as_str()))
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                (1, Some(4), "email_exists"),
+                (2, Some(5), "invalid_email"),
+                (3, Some(6), "duplicate_in_import")
+            ]
+        );
+        assert_eq!(
+            (report.total, report.would_import, report.failed),
+            (4, 1, 3)
+        );
+        assert_eq!(report.failed_by_code["email_exists"], 1);
+        assert!(report.mapping.is_some());
+        assert_eq!(stores.queue.entries(), 0);
+        assert_eq!(stores.records.queued_ids("j1"), None);
+        assert_eq!(stores.kicker.kicks(), 0);
+        // The same limits as an import; and Postgres down is 503, not a report.
+        let too_many = format!("email\n{}", "x@y.io\n".repeat(11));
+        assert!(matches!(
+            dry_run(
+                &stores.records,
+                LIMITS,
+                &Caller::Unverified,
+                ImportBody::Csv(too_many.as_bytes(), &options)
+            )
+            .await,
+            Err(ImportError::Request(RequestError::TooManyLeads { max: 10 }))
+        ));
+        stores.records.fail();
+        assert!(matches!(
+            dry_run(
+                &stores.records,
+                LIMITS,
+                &Caller::Unverified,
+                ImportBody::Json(&body("A"))
+            )
+            .await,
+            Err(ImportError::Unavailable { .. })
+        ));
     }
 
     #[tokio::test]

@@ -5,8 +5,8 @@
 //!
 //! * [`domain`] holds one type per lead field (`Email`, `Phone`, ...) whose `parse` is the only
 //!   way to make one, and [`domain::Lead`], a lead made of them.
-//! * [`job`] is the rest of the pure core: [`job::request`] parses the body of
-//!   `POST /leads/import`, [`job::plan`] judges every lead and cuts the valid ones into stream
+//! * [`job`] is the rest of the pure core: [`job::request`] parses the JSON body of
+//!   `POST /leads/import` and [`job::csv_request`] a CSV one into the same request, [`job::plan`] judges every lead and cuts the valid ones into stream
 //!   entries, [`job::status`] is a job's progress and the status document derived from it, and
 //!   [`job::caller`] is who is asking.
 //! * The use cases, one module each, each with its own error enum: [`import`] accepts a

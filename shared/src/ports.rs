@@ -7,6 +7,7 @@
 use crate::domain::ImportId;
 use crate::job::plan::ImportPlan;
 use crate::job::status::JobSnapshot;
+use std::collections::HashSet;
 use std::future::Future;
 use time::OffsetDateTime;
 
@@ -63,6 +64,12 @@ pub trait JobRecords: Sync {
         &self,
         import_id: &ImportId,
     ) -> impl Future<Output = Result<u32, Unavailable>> + Send;
+
+    /// Which of `emails` the `leads` table holds already: one query, for a dry run.
+    fn existing_emails(
+        &self,
+        emails: &[&str],
+    ) -> impl Future<Output = Result<HashSet<String>, Unavailable>> + Send;
 }
 
 /// The stream the drains read (Redis).
@@ -129,6 +136,7 @@ pub(crate) mod fakes {
     pub struct FakeRecords {
         jobs: Arc<Mutex<HashMap<String, Job>>>,
         down: Arc<Mutex<bool>>,
+        emails: Arc<Mutex<HashSet<String>>>,
     }
 
     impl FakeRecords {
@@ -146,6 +154,11 @@ pub(crate) mod fakes {
 
         pub fn fail(&self) {
             *self.down.lock().unwrap() = true;
+        }
+
+        /// An email the `leads` table holds.
+        pub fn store_email(&self, email: &str) {
+            self.emails.lock().unwrap().insert(email.to_owned());
         }
 
         pub fn queued_ids(&self, import_id: &str) -> Option<Vec<String>> {
@@ -221,6 +234,16 @@ pub(crate) mod fakes {
                 .load_job(import_id)
                 .await?
                 .map_or(0, |s| s.outcomes.len() as u32))
+        }
+
+        async fn existing_emails(&self, emails: &[&str]) -> Result<HashSet<String>, Unavailable> {
+            self.check()?;
+            let stored = self.emails.lock().unwrap();
+            Ok(emails
+                .iter()
+                .filter(|e| stored.contains(**e))
+                .map(|e| (*e).to_owned())
+                .collect())
         }
     }
 

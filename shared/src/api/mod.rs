@@ -9,14 +9,15 @@ pub mod identity;
 pub mod problem;
 
 use crate::app::App;
-use crate::import::{ImportAnswer, accept_import};
+use crate::import::{ImportAnswer, ImportBody, accept_import, dry_run};
 use crate::job::caller::Caller;
+use crate::job::csv_request::CsvOptions;
 use crate::status::read_status;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -93,16 +94,49 @@ struct Accepted<'a> {
     status: crate::job::status::JobState,
     total: u64,
     status_url: &'a str,
+    /// A CSV import's columns: which were read into which field, which were ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mapping: Option<&'a crate::job::csv_request::ColumnMapping>,
 }
 
 async fn import_leads(
     State(app): State<App>,
     caller: Caller,
     headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    require_json(&headers)?;
+    let format = body_format(&headers)?;
     let body = body.map_err(Problem::from_body_rejection)?;
+    let Query(mut pairs) = query.map_err(|e| {
+        Problem::invalid_request(format!("the query string is malformed: {e}"), vec![])
+    })?;
+    let (format, body) = match format {
+        Format::Multipart { boundary } => {
+            let form = read_form(body, boundary).await?;
+            pairs.extend(form.fields);
+            (form.format, form.file)
+        }
+        format => (format, body),
+    };
+    let dry = is_dry_run(&pairs)?;
+    let options;
+    let body = match format {
+        Format::Json => ImportBody::Json(&body),
+        Format::Csv { charset } => {
+            options = csv_options(pairs, charset)?;
+            ImportBody::Csv(&body, &options)
+        }
+        Format::Multipart { .. } => {
+            return Err(Problem::unsupported_media_type(
+                "the file part must be JSON or CSV, not another multipart body",
+            ));
+        }
+    };
+    if dry {
+        let report = dry_run(&app.store, app.import_limits(), &caller, body).await?;
+        return Ok((StatusCode::OK, Json(report)).into_response());
+    }
     let answer = accept_import(
         &app.store,
         &app.queue,
@@ -110,7 +144,7 @@ async fn import_leads(
         &app.kicker(),
         app.import_limits(),
         &caller,
-        &body,
+        body,
     )
     .await?;
     Ok(match answer {
@@ -119,6 +153,7 @@ async fn import_leads(
             import_id,
             state,
             total,
+            mapping,
         } => {
             let status_url = format!("/leads/import/{import_id}/status");
             let body = Accepted {
@@ -126,6 +161,7 @@ async fn import_leads(
                 status: state,
                 total,
                 status_url: &status_url,
+                mapping: mapping.as_ref(),
             };
             let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
             if let Ok(location) = HeaderValue::from_str(&status_url) {
@@ -136,26 +172,215 @@ async fn import_leads(
     })
 }
 
-/// Only JSON is accepted (`application/json`, any parameters, or a `+json` type).
-fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
+/// The formats an import is read in.
+#[derive(Debug, PartialEq, Eq)]
+enum Format {
+    Json,
+    /// With the `charset` parameter of the `Content-Type`, if any.
+    Csv {
+        charset: Option<String>,
+    },
+    /// `multipart/form-data`: a `file` part (JSON or CSV) and the query's fields as parts.
+    Multipart {
+        boundary: String,
+    },
+}
+
+/// A `multipart/form-data` import read: the file, its format, and the other parts as fields.
+struct Form {
+    format: Format,
+    file: Bytes,
+    fields: Vec<(String, String)>,
+}
+
+/// Reads the parts of a multipart body (already read whole, within `MAX_BODY_BYTES`): the one
+/// part named `file` is the import, in the format its `Content-Type` says (or, without one,
+/// its file name's extension); every other part is a field (`importId`, `createdBy`,
+/// `delimiter`, `mapping`, `dryRun`), as in the query.
+async fn read_form(body: Bytes, boundary: String) -> Result<Form, Problem> {
+    let malformed = |e: multer::Error| {
+        Problem::invalid_request(format!("the multipart body is malformed: {e}"), vec![])
+    };
+    let stream =
+        futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut file = None;
+    let mut fields = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(malformed)? {
+        let name = field.name().unwrap_or("").to_owned();
+        if name != "file" {
+            fields.push((name, field.text().await.map_err(malformed)?));
+            continue;
+        }
+        if file.is_some() {
+            return Err(Problem::invalid_request(
+                "the multipart body has more than one file part",
+                vec![file_param("only one part may be named file")],
+            ));
+        }
+        let content_type = field.content_type().map(|m| m.to_string());
+        let file_name = field.file_name().unwrap_or("").to_ascii_lowercase();
+        let format = part_format(content_type.as_deref(), &file_name)?;
+        file = Some((format, field.bytes().await.map_err(malformed)?));
+    }
+    let Some((format, file)) = file else {
+        return Err(Problem::invalid_request(
+            "the multipart body has no file part",
+            vec![file_param(
+                "a part named file must hold the leads (CSV or JSON)",
+            )],
+        ));
+    };
+    Ok(Form {
+        format,
+        file,
+        fields,
+    })
+}
+
+fn file_param(message: &str) -> crate::job::request::InvalidParam {
+    crate::job::request::InvalidParam {
+        pointer: "/file".to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// The format of the `file` part: by its `Content-Type`, or by its file name when it has none
+/// (or a generic one).
+fn part_format(content_type: Option<&str>, file_name: &str) -> Result<Format, Problem> {
+    let essence = content_type
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let generic = matches!(
+        essence.as_str(),
+        "" | "application/octet-stream" | "text/plain"
+    );
+    let content_type = if generic {
+        if file_name.ends_with(".json") {
+            "application/json"
+        } else if [".csv", ".tsv", ".txt"]
+            .iter()
+            .any(|ext| file_name.ends_with(ext))
+        {
+            "text/csv"
+        } else {
+            ""
+        }
+    } else {
+        content_type.unwrap_or("")
+    };
+    match body_format_of(content_type)? {
+        Format::Multipart { .. } => Err(Problem::unsupported_media_type(
+            "the file part must be JSON or CSV, not another multipart body",
+        )),
+        format => Ok(format),
+    }
+}
+
+/// JSON (`application/json`, any parameters, or a `+json` type) or CSV (`text/csv`, any
+/// parameters: `charset` is used, others such as `header` are allowed); anything else is `415`.
+fn body_format(headers: &HeaderMap) -> Result<Format, Problem> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    body_format_of(content_type)
+}
+
+fn body_format_of(content_type: &str) -> Result<Format, Problem> {
+    let mut parts = content_type.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
     if essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
     {
-        return Ok(());
+        return Ok(Format::Json);
+    }
+    if essence == "text/csv" {
+        let charset = parts.find_map(|part| {
+            let (name, value) = part.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("charset")
+                .then(|| value.trim().trim_matches('"').to_owned())
+        });
+        return Ok(Format::Csv { charset });
+    }
+    if essence == "multipart/form-data" {
+        let boundary = multer::parse_boundary(content_type).map_err(|e| {
+            Problem::invalid_request(
+                format!("the multipart Content-Type is malformed: {e}"),
+                vec![],
+            )
+        })?;
+        return Ok(Format::Multipart { boundary });
     }
     Err(Problem::unsupported_media_type(
-        "send the import as JSON with Content-Type: application/json",
+        "send the import as JSON (Content-Type: application/json) or CSV (Content-Type: text/csv), or either as the file part of multipart/form-data",
     ))
+}
+
+/// `dryRun=true` (or `1`) asks for a dry run; `false`, `0` or its absence for an import.
+fn is_dry_run(pairs: &[(String, String)]) -> Result<bool, Problem> {
+    let mut values = pairs.iter().filter(|(name, _)| name == "dryRun");
+    let dry = match values.next().map(|(_, v)| v.as_str()) {
+        None | Some("false" | "0") => false,
+        Some("true" | "1" | "") => true,
+        Some(_) => {
+            return Err(Problem::invalid_request(
+                "dryRun must be true or false",
+                vec![crate::job::request::InvalidParam {
+                    pointer: "/dryRun".to_owned(),
+                    message: "dryRun must be true or false".to_owned(),
+                }],
+            ));
+        }
+    };
+    if values.next().is_some() {
+        return Err(Problem::invalid_request(
+            "the query names dryRun more than once",
+            vec![crate::job::request::InvalidParam {
+                pointer: "/dryRun".to_owned(),
+                message: "duplicate query parameter".to_owned(),
+            }],
+        ));
+    }
+    Ok(dry)
+}
+
+/// A CSV import's query: `importId`, `createdBy`, `delimiter`, `mapping`, each at most once; other
+/// parameters are ignored, as unknown JSON fields are.
+fn csv_options(
+    pairs: Vec<(String, String)>,
+    charset: Option<String>,
+) -> Result<CsvOptions, Problem> {
+    let mut options = CsvOptions {
+        charset,
+        ..CsvOptions::default()
+    };
+    for (name, value) in pairs {
+        let slot = match name.as_str() {
+            "importId" => &mut options.import_id,
+            "createdBy" => &mut options.created_by,
+            "delimiter" => &mut options.delimiter,
+            "mapping" => &mut options.mapping,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            return Err(Problem::invalid_request(
+                format!("the query names {name} more than once"),
+                vec![crate::job::request::InvalidParam {
+                    pointer: format!("/{name}"),
+                    message: "duplicate query parameter".to_owned(),
+                }],
+            ));
+        }
+    }
+    Ok(options)
 }
 
 async fn job_status(

@@ -121,6 +121,23 @@ impl LeadInput {
         }
     }
 
+    /// A lead from text cells (a CSV record), in the order of [`FIELDS`]: an absent or blank
+    /// cell is an absent field.
+    pub(crate) fn from_cells(cells: [Option<&str>; 5]) -> Self {
+        let [full_name, email, phone, status, source] = cells.map(|cell| match cell {
+            Some(text) if !text.trim().is_empty() => JsonText::Text(text.into()),
+            _ => JsonText::default(),
+        });
+        LeadInput {
+            full_name,
+            email,
+            phone,
+            status,
+            source,
+            shape_error: None,
+        }
+    }
+
     fn shaped(error: ShapeError) -> Self {
         LeadInput {
             shape_error: Some(error),

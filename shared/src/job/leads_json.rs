@@ -13,6 +13,9 @@ use std::borrow::Cow;
 #[serde(rename_all = "camelCase")]
 struct WireLead<'a> {
     index: u32,
+    /// A CSV lead's line; absent for JSON imports (and in entries written before lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    line: Option<u32>,
     #[serde(borrow)]
     full_name: Cow<'a, str>,
     #[serde(borrow)]
@@ -31,6 +34,7 @@ pub fn encode<'a>(leads: impl IntoIterator<Item = &'a IndexedLead>) -> String {
         .into_iter()
         .map(|l| WireLead {
             index: l.index,
+            line: l.line,
             full_name: Cow::Borrowed(l.lead.full_name.as_str()),
             email: Cow::Borrowed(l.lead.email.as_str()),
             phone: l.lead.phone.as_ref().map(|p| Cow::Borrowed(p.as_str())),
@@ -63,6 +67,7 @@ pub fn decode(text: &str) -> Result<Vec<IndexedLead>, String> {
             )
             .map(|lead| IndexedLead {
                 index: w.index,
+                line: w.line,
                 lead,
             })
             .map_err(|e| {

@@ -2,6 +2,7 @@
 //! here performs I/O or knows an HTTP, Redis or Postgres type.
 
 pub mod caller;
+pub mod csv_request;
 pub mod leads_json;
 pub mod plan;
 pub mod request;

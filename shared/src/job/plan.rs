@@ -14,6 +14,9 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexedLead {
     pub index: u32,
+    /// A CSV import's line where the lead's record starts; it travels with the lead (stream
+    /// entry, payload) so the drain's errors can name it.
+    pub line: Option<u32>,
     pub lead: Lead,
 }
 
@@ -59,10 +62,12 @@ impl ImportPlan {
         let mut valid = Vec::with_capacity(request.leads.len());
         let mut rejected = Vec::new();
         for (index, input) in request.leads.iter().enumerate() {
+            let line = request.lines.get(index).copied();
             let index = index as u32;
-            let outcome = Lead::parse(input).map_err(|e| LeadError::invalid(index, e));
+            let outcome =
+                Lead::parse(input).map_err(|e| LeadError::invalid(index, e).at_line(line));
             let outcome = outcome.and_then(|lead| match first_index_of_email.get(&lead.email) {
-                Some(&first) => Err(LeadError::duplicate_in_import(index, first)),
+                Some(&first) => Err(LeadError::duplicate_in_import(index, first).at_line(line)),
                 None => {
                     first_index_of_email.insert(lead.email.clone(), index);
                     Ok(lead)
@@ -80,7 +85,7 @@ impl ImportPlan {
                         hasher.update([0x1f]);
                         hasher.update(part);
                     }
-                    valid.push(IndexedLead { index, lead });
+                    valid.push(IndexedLead { index, line, lead });
                 }
                 Err(err) => {
                     hasher.update([0x1e]);

@@ -59,6 +59,8 @@ pub struct ImportRequest {
     pub import_id: Option<ImportId>,
     pub created_by: CreatedBy,
     pub leads: Vec<LeadInput>,
+    /// A CSV import's line where each lead's record starts (header = 1); empty for JSON.
+    pub lines: Vec<u32>,
 }
 
 impl ImportRequest {
@@ -117,30 +119,8 @@ impl ImportRequest {
             ));
         }
         let mut errors = Vec::new();
-        let import_id = match raw.import_id.optional("importId") {
-            Ok(None) => None,
-            Ok(Some(text)) => ImportId::parse(text)
-                .map_err(|m| errors.push(param("/importId", &m)))
-                .ok(),
-            Err(e) => {
-                errors.push(param("/importId", &e.message));
-                None
-            }
-        };
-        let created_by = match (caller, &raw.created_by) {
-            (Some(caller), created_by) if created_by.is_absent() => Some(caller.clone()),
-            _ => raw
-                .created_by
-                .required("createdBy")
-                .and_then(CreatedBy::parse)
-                .map_err(|e| errors.push(param("/createdBy", &e.message)))
-                .ok(),
-        };
-        if let (Some(caller), Some(named)) = (caller, &created_by)
-            && caller != named
-        {
-            return Err(RequestError::NotTheCaller);
-        }
+        let (import_id, created_by) =
+            judge_ids(&raw.import_id, &raw.created_by, caller, &mut errors)?;
         let leads = match raw.leads {
             LeadsField::Absent => {
                 errors.push(param("/leads", "leads is required"));
@@ -164,6 +144,7 @@ impl ImportRequest {
                 import_id,
                 created_by,
                 leads,
+                lines: Vec::new(),
             }),
             _ => Err(RequestError::invalid(
                 "the import request is invalid",
@@ -171,6 +152,41 @@ impl ImportRequest {
             )),
         }
     }
+}
+
+/// Judges the request's `importId` and `createdBy` (from a JSON body or a CSV import's query):
+/// a bad one is listed in `errors` under `/importId` or `/createdBy`. With a verified `caller`,
+/// an absent `createdBy` becomes the caller and one naming anybody else is refused.
+pub(crate) fn judge_ids(
+    import_id: &JsonText,
+    created_by: &JsonText,
+    caller: Option<&CreatedBy>,
+    errors: &mut Vec<InvalidParam>,
+) -> Result<(Option<ImportId>, Option<CreatedBy>), RequestError> {
+    let import_id = match import_id.optional("importId") {
+        Ok(None) => None,
+        Ok(Some(text)) => ImportId::parse(text)
+            .map_err(|m| errors.push(param("/importId", &m)))
+            .ok(),
+        Err(e) => {
+            errors.push(param("/importId", &e.message));
+            None
+        }
+    };
+    let created_by = match (caller, created_by) {
+        (Some(caller), created_by) if created_by.is_absent() => Some(caller.clone()),
+        _ => created_by
+            .required("createdBy")
+            .and_then(CreatedBy::parse)
+            .map_err(|e| errors.push(param("/createdBy", &e.message)))
+            .ok(),
+    };
+    if let (Some(caller), Some(named)) = (caller, &created_by)
+        && caller != named
+    {
+        return Err(RequestError::NotTheCaller);
+    }
+    Ok((import_id, created_by))
 }
 
 /// Fails with the depth reached when `[`/`{` nest deeper than `max` outside strings. Bytes that
@@ -202,7 +218,7 @@ fn check_depth(body: &[u8], max: usize) -> Result<(), usize> {
     Ok(())
 }
 
-fn param(pointer: &str, message: &str) -> InvalidParam {
+pub(crate) fn param(pointer: &str, message: &str) -> InvalidParam {
     InvalidParam {
         pointer: pointer.to_owned(),
         message: message.to_owned(),

@@ -20,10 +20,19 @@ pub struct LeadError {
     pub field: Option<String>,
     /// A stable, machine-readable reason.
     pub code: String,
+    /// A CSV import's line where the lead's record starts (the header is line 1); absent for
+    /// JSON.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub line: Option<u32>,
 }
 
 /// Every reason a lead can fail, in one place: the text users read and the code machines match.
 impl LeadError {
+    /// The same error at a CSV `line` (none for JSON).
+    pub fn at_line(self, line: Option<u32>) -> Self {
+        LeadError { line, ..self }
+    }
+
     /// The lead broke a field's rule.
     pub fn invalid(index: u32, e: FieldError) -> Self {
         LeadError {
@@ -31,6 +40,7 @@ impl LeadError {
             error: e.message,
             field: Some(e.field.to_owned()).filter(|f| !f.is_empty()),
             code: e.code.to_owned(),
+            line: None,
         }
     }
 
@@ -41,6 +51,7 @@ impl LeadError {
             error: format!("Duplicate email in this import: same as lead {first}"),
             field: Some("email".into()),
             code: "duplicate_in_import".into(),
+            line: None,
         }
     }
 
@@ -51,6 +62,7 @@ impl LeadError {
             error: "Email already exists".into(),
             field: Some("email".into()),
             code: "email_exists".into(),
+            line: None,
         }
     }
 
@@ -61,6 +73,7 @@ impl LeadError {
             error: reason.to_owned(),
             field: None,
             code: "dead_letter".into(),
+            line: None,
         }
     }
 }
@@ -215,6 +228,7 @@ mod tests {
             error: text.into(),
             field: Some("email".into()),
             code: "c".into(),
+            line: None,
         }
     }
 

@@ -83,7 +83,9 @@ impl Store {
                         outcome.successful += 1;
                     } else {
                         outcome.failed += 1;
-                        outcome.errors.push(LeadError::email_exists(lead.index));
+                        outcome
+                            .errors
+                            .push(LeadError::email_exists(lead.index).at_line(lead.line));
                     }
                 }
                 (&chunk.import_id, outcome)
@@ -109,12 +111,12 @@ impl Store {
         &self,
         import_id: &ImportId,
         seq: u32,
-        lead_indexes: &[u32],
+        leads: &[(u32, Option<u32>)],
         reason: &str,
     ) -> Result<ChunkOutcome, StoreError> {
-        let errors: Vec<LeadError> = lead_indexes
+        let errors: Vec<LeadError> = leads
             .iter()
-            .map(|&index| LeadError::dead_letter(index, reason))
+            .map(|&(index, line)| LeadError::dead_letter(index, reason).at_line(line))
             .collect();
         let outcome = ChunkOutcome {
             seq,

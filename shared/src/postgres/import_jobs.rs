@@ -310,4 +310,20 @@ impl JobRecords for Store {
     async fn decided_chunks(&self, import_id: &ImportId) -> Result<u32, Unavailable> {
         Ok(Store::decided_chunks(self, import_id).await?)
     }
+
+    async fn existing_emails(
+        &self,
+        emails: &[&str],
+    ) -> Result<std::collections::HashSet<String>, Unavailable> {
+        if emails.is_empty() {
+            return Ok(Default::default());
+        }
+        let found: Vec<String> =
+            sqlx::query_scalar("SELECT email FROM leads WHERE email = ANY($1::text[])")
+                .bind(emails)
+                .fetch_all(&mut *self.connection().await.map_err(Box::new)?)
+                .await
+                .map_err(Box::new)?;
+        Ok(found.into_iter().collect())
+    }
 }

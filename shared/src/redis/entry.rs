@@ -87,6 +87,7 @@ mod tests {
         let input: LeadInput = serde_json::from_str(json).unwrap();
         IndexedLead {
             index: 7,
+            line: Some(9),
             lead: Lead::parse(&input).unwrap(),
         }
     }

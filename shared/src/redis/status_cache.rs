@@ -172,6 +172,7 @@ mod tests {
                 error: "bad".into(),
                 field: None,
                 code: "c".into(),
+                line: Some(4),
             }],
             outcomes: vec![ChunkOutcome {
                 seq: 1,

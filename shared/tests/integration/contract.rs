@@ -201,6 +201,34 @@ async fn real_responses_of_a_whole_job_match_the_contract() {
         .post_import(r#"{"leads":[{"fullName":"B","email":"b@x.io"}],"createdBy":"u1"}"#)
         .await;
     conforms(&spec, "post", IMPORT, &generated);
+
+    // A CSV import's 202 carries its column mapping.
+    let csv = t
+        .call(
+            http::Request::post("/leads/import?createdBy=u1")
+                .header("content-type", "text/csv")
+                .body(axum::body::Body::from(
+                    "First Name,Last Name,E-mail,Company\nC,D,c@x.io,X\n",
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::ACCEPTED, "{}", csv.body);
+    assert_eq!(csv.body["mapping"]["ignored"], json!(["Company"]));
+    conforms(&spec, "post", IMPORT, &csv);
+
+    // A dry run's 200 is its report.
+    let dry = t
+        .call(
+            http::Request::post("/leads/import?createdBy=u1&dryRun=true")
+                .header("content-type", "text/csv")
+                .body(axum::body::Body::from("Name,E-mail\nC,c@x.io\nD,bad\n"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(dry.status, StatusCode::OK, "{}", dry.body);
+    assert_eq!(dry.body["failedByCode"], json!({"invalid_email": 1}));
+    conforms(&spec, "post", IMPORT, &dry);
 }
 
 #[tokio::test]
@@ -222,7 +250,8 @@ async fn real_problems_match_the_contract() {
                 .into_bytes(),
             413,
         ),
-        ("text/csv", b"fullName,email".to_vec(), 415),
+        ("text/plain", b"fullName,email".to_vec(), 415),
+        ("text/csv", b"fullName,phone\nA,1\n".to_vec(), 400),
         (
             "application/json",
             vec![b' '; shared::api::MAX_BODY_BYTES + 1],

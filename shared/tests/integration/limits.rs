@@ -344,17 +344,17 @@ async fn non_utf8_bodies_are_400() {
 }
 
 #[tokio::test]
-async fn only_json_content_types_are_accepted() {
+async fn only_json_and_csv_content_types_are_accepted() {
     let t = spawn_app().await;
     let body = json!({"leads": [lead()], "createdBy": "u"}).to_string();
     for content_type in [
         "",
         "text/plain",
         "text/json",
-        "text/csv",
+        "text/csvx",
         "application/jsonp",
         "application/xml",
-        "multipart/form-data; boundary=x",
+        "multipart/mixed; boundary=x",
         "application/x-www-form-urlencoded",
         "application/json-patch",
     ] {
@@ -368,8 +368,23 @@ async fn only_json_content_types_are_accepted() {
             .call(request.body(axum::body::Body::from(body.clone())).unwrap())
             .await;
         assert_problem(&answer, 415, "unsupported-media-type");
+        assert!(
+            answer.body["detail"].as_str().unwrap().contains("text/csv"),
+            "the refusal names both types: {}",
+            answer.body
+        );
     }
     assert_nothing_left(&t).await;
+    // CSV is read as CSV (csv_import.rs imports it): this JSON is no CSV with an email column.
+    let csv = t
+        .post_import_as("Text/CSV; charset=utf-8", body.clone().into_bytes())
+        .await;
+    assert_problem(&csv, 400, "invalid-request");
+    // Multipart is read as multipart: this JSON has no part, let alone a file part.
+    let form = t
+        .post_import_as("multipart/form-data; boundary=x", body.clone().into_bytes())
+        .await;
+    assert_problem(&form, 400, "invalid-request");
     for content_type in [
         "application/json",
         "Application/JSON; charset=utf-8",
@@ -501,8 +516,11 @@ async fn the_lambda_path_enforces_the_same_limits() {
     );
     let not_utf8 = replay(vec![0xff, 0xfe, b'{', b'}'], "application/json").await;
     assert_eq!(not_utf8.status, 400);
+    let plain = replay(b"fullName,email".to_vec(), "text/plain").await;
+    assert_eq!(plain.status, 415);
+    // CSV is read, and a header without a lead is the request's own problem.
     let csv = replay(b"fullName,email".to_vec(), "text/csv").await;
-    assert_eq!(csv.status, 415);
+    assert_eq!(csv.status, 400);
     let deep = format!(
         r#"{{"leads":{}{},"createdBy":"u"}}"#,
         "[".repeat(5000),

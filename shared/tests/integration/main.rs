@@ -14,6 +14,7 @@ mod cache_auth;
 mod cluster;
 mod contract;
 mod credentials;
+mod csv_import;
 mod database_auth;
 mod database_refusal;
 mod database_roles;
