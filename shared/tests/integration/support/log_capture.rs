@@ -40,5 +40,9 @@ pub fn capture_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
         .with_max_level(tracing::Level::INFO)
         .with_writer(logs.clone())
         .finish();
-    (logs, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Callsites whose interest was cached while another test thread had no subscriber could
+    // otherwise stay "never" for this one: ask every callsite again, now that it exists.
+    tracing::callsite::rebuild_interest_cache();
+    (logs, guard)
 }
