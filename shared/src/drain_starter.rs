@@ -22,17 +22,16 @@
 //!    stops a chain of invocations caused by one event after 16; the generation cap (8) is
 //!    below it, so legitimate work never trips it.
 //!
-//! Imports are coalesced: an execution environment sends at most one kick a second, and none
-//! while a drain is registered with time to spare (it reads new entries as they come; a
-//! drain leaving looks once more after it unregistered, so no import falls between the two).
+//! Imports are coalesced: an import sends no kick while a drain is registered as running with
+//! time to spare (it reads new entries as they come; a drain leaving looks once more after it
+//! unregistered, so no import falls between the two) or as asked to start and not started
+//! yet. So a burst of imports starts one drain, and the backlog's fan-out does the rest.
 
 use crate::config::Config;
 use crate::ports::DrainKicker;
-use crate::redis::drains::now_ms;
 use crate::redis::stream::Queue;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -43,9 +42,6 @@ const _: () = assert!(MAX_GENERATION < 16);
 
 /// A running drain with less time left than this is not counted on for new entries.
 const SPARE_MS: u64 = 2_000;
-
-/// At most one import kick per execution environment per this long.
-const KICK_EVERY_MS: u64 = 1_000;
 
 /// The event of a drain started by an import or another drain (drain-fn's other event is the
 /// schedule's).
@@ -97,7 +93,6 @@ pub struct LambdaStarter {
     client: aws_sdk_lambda::Client,
     function: String,
     timeout: Duration,
-    last_import_kick_ms: AtomicU64,
 }
 
 impl DrainStarter {
@@ -119,7 +114,6 @@ impl DrainStarter {
             client: aws_sdk_lambda::Client::new(&sdk),
             function: function.clone(),
             timeout: config.drain_kick_timeout,
-            last_import_kick_ms: AtomicU64::new(0),
         }))
     }
 
@@ -176,14 +170,6 @@ pub struct ImportKicker {
 
 impl DrainKicker for ImportKicker {
     async fn kick(&self) {
-        if let DrainStarter::Lambda(lambda) = &self.starter {
-            let now = now_ms();
-            let last = lambda.last_import_kick_ms.load(Ordering::Relaxed);
-            if now.saturating_sub(last) < KICK_EVERY_MS {
-                return;
-            }
-            lambda.last_import_kick_ms.store(now, Ordering::Relaxed);
-        }
         if matches!(self.starter, DrainStarter::Off) {
             return;
         }
