@@ -370,6 +370,13 @@ async fn run(redis: &RedisServer, postgres: &PostgresServer) -> anyhow::Result<(
 
     // --- 202 -> completed in the local run, started by the import's kick ----------------------
     if latency_runs > 0 {
+        // Start from a clean checkpoint; the leads table keeps what the drain phase stored
+        // and grows by every measured import.
+        sqlx::query("CHECKPOINT").execute(&db).await?;
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM leads")
+            .fetch_one(&db)
+            .await?;
+        r.set("completion_leads_rows_before", rows as f64);
         let sizes = [1, 10_000];
         let completions =
             latency::completion_phase(&redis_url, &database_url, &sizes, latency_runs).await?;
