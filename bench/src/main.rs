@@ -440,6 +440,8 @@ async fn run(redis: &RedisServer, postgres: &PostgresServer) -> anyhow::Result<(
                             "peak_rss_mb": round2(round.drained.peak_rss_mb),
                             "invocations": round.drained.invocations,
                             "queue_s": round2(round.queue_s),
+                            "queue_wal_bytes_per_lead": (round.queue_wal_bytes / big.valid() as f64).round(),
+                            "drain_wal_bytes_per_lead": (round.drain_wal_bytes / big.valid() as f64).round(),
                         })
                     })
                     .collect::<Vec<_>>()

@@ -594,15 +594,15 @@ fn scaling_section(s: &mut String, r: &Results) {
     );
     let _ = writeln!(
         s,
-        "| Drains | Drain leads/s | COPY leads/s | Ratio | Wall | CPU s: drains / Postgres / Redis | CPU s of other processes | Cores busy (machine) | Peak RSS per drain |"
+        "| Drains | Drain leads/s | COPY leads/s | Ratio | Wall | CPU s: drains / Postgres / Redis | CPU s of other processes | Cores busy (machine) | WAL per lead: queueing / draining | Peak RSS per drain |"
     );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for round in rounds {
         let f = |k: &str| round.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
         let ours = f("drain_cpu_s") + f("postgres_cpu_s") + f("redis_cpu_s");
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.2} | {:.2} s | {:.2} / {:.2} / {:.2} | {:.2} | {:.2} | {:.1} MB |",
+            "| {} | {} | {} | {:.2} | {:.2} s | {:.2} / {:.2} / {:.2} | {:.2} | {:.2} | {:.0} / {:.0} bytes | {:.1} MB |",
             f("drains"),
             fmt_rate(f("leads_per_s")),
             fmt_rate(f("copy_leads_per_s")),
@@ -613,6 +613,8 @@ fn scaling_section(s: &mut String, r: &Results) {
             f("redis_cpu_s"),
             (f("machine_busy_s") - ours).max(0.0),
             f("machine_busy_s") / f("elapsed_s"),
+            f("queue_wal_bytes_per_lead"),
+            f("drain_wal_bytes_per_lead"),
             f("peak_rss_mb")
         );
     }

@@ -5,7 +5,7 @@
 
 use crate::baselines::copy_baseline;
 use crate::drain::{Drained, drain_phase};
-use crate::server_cpu::{machine_busy_s, port_of, server_cpu_s};
+use crate::server_cpu::{machine_busy_s, port_of, server_cpu_s, wal_bytes_since, wal_lsn};
 use crate::workload::Workload;
 use anyhow::ensure;
 use shared::app::App;
@@ -28,6 +28,10 @@ pub struct Round {
     /// and other work's).
     pub machine_busy_s: f64,
     pub queue_s: f64,
+    /// WAL Postgres wrote while the backlog was queued (the jobs with their payloads) and
+    /// while it was drained.
+    pub queue_wal_bytes: f64,
+    pub drain_wal_bytes: f64,
 }
 
 impl Round {
@@ -60,12 +64,15 @@ pub async fn scaling_phase(
             )
             .await?;
 
+        let lsn = wal_lsn(&db).await?;
         let queue_s = queue_backlog(app, work).await?;
+        let queue_wal_bytes = wal_bytes_since(&db, &lsn).await?;
         sqlx::query("CHECKPOINT").execute(&db).await?;
         let copy = copy_baseline(&db, work).await?;
         sqlx::query("DROP TABLE leads_copy").execute(&db).await?;
         sqlx::query("CHECKPOINT").execute(&db).await?;
 
+        let lsn = wal_lsn(&db).await?;
         let before = (
             server_cpu_s(pg_port, true),
             server_cpu_s(redis_port, false),
@@ -73,6 +80,7 @@ pub async fn scaling_phase(
         );
         let drained = drain_phase(redis_url, database_url, timeout_s, n)?;
         let machine = machine_busy_s() - before.2;
+        let drain_wal_bytes = wal_bytes_since(&db, &lsn).await?;
         // Let the postmaster reap the children's backends, so their CPU is counted.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let round = Round {
@@ -81,6 +89,8 @@ pub async fn scaling_phase(
             machine_busy_s: machine,
             copy_s: copy.as_secs_f64(),
             queue_s,
+            queue_wal_bytes,
+            drain_wal_bytes,
             drained,
         };
         let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM leads")

@@ -1,5 +1,5 @@
 //! CPU time of the private Postgres and Redis servers, read from `/proc`, so the drain's cost
-//! on the servers is counted beside the drain process's own.
+//! on the servers is counted beside the drain process's own; and the WAL Postgres wrote.
 
 /// CPU seconds used so far by the server listening on `port`: the postmaster (with the
 /// backends it has reaped) and its live children for Postgres, the process for Redis.
@@ -94,6 +94,23 @@ pub fn process_cpu_s(pid: u32) -> f64 {
         .map(|f| f.parse().unwrap_or(0))
         .collect();
     (fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)) as f64 / tick
+}
+
+/// Postgres's current WAL position.
+pub async fn wal_lsn(db: &sqlx::PgPool) -> anyhow::Result<String> {
+    Ok(sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        .fetch_one(db)
+        .await?)
+}
+
+/// Bytes of WAL written since `lsn` (from [`wal_lsn`]).
+pub async fn wal_bytes_since(db: &sqlx::PgPool, lsn: &str) -> anyhow::Result<f64> {
+    Ok(
+        sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8")
+            .bind(lsn)
+            .fetch_one(db)
+            .await?,
+    )
 }
 
 #[cfg(test)]
