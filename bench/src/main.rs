@@ -500,14 +500,20 @@ async fn run(redis: &RedisServer, postgres: &PostgresServer) -> anyhow::Result<(
         "import_vs_xadd",
         ratio("import_leads_per_s", "raw_xadd_leads_per_s", &r),
     );
-    // The same figures of a run of the commit before the durable payload, when given.
+    // The same figures of a run of the commit before the durable payload, when given (a
+    // missing or unreadable file only leaves them out).
     if let Ok(path) = std::env::var("BENCH_OLD_RESULTS")
         && !path.trim().is_empty()
     {
-        let text = std::fs::read_to_string(path.trim())
-            .with_context(|| format!("BENCH_OLD_RESULTS={path}"))?;
-        let old: Value = serde_json::from_str(&text).context("BENCH_OLD_RESULTS")?;
-        r.extra.insert("before_rerun".into(), old);
+        let old = std::fs::read_to_string(path.trim())
+            .map_err(anyhow::Error::from)
+            .and_then(|text| Ok(serde_json::from_str::<Value>(&text)?));
+        match old {
+            Ok(old) => {
+                r.extra.insert("before_rerun".into(), old);
+            }
+            Err(e) => eprintln!("BENCH_OLD_RESULTS={path} left out: {e:#}"),
+        }
     }
 
     r.set("load_avg_end", load_average());

@@ -3,8 +3,10 @@
 //! `Invoke` of `DRAIN_FUNCTION_NAME=drain-fn` sent to the emulator through
 //! `AWS_ENDPOINT_URL_LAMBDA`, with dummy credentials), the status read through status-fn.
 //!
-//! import-fn kicks at most once a second per execution environment (`drain_starter`), so the
-//! imports are spaced a little over a second apart; each starts once no drain runs.
+//! import-fn kicks at most once a second per execution environment (`drain_starter`), so each
+//! import is posted a little over a second after import-fn answered the one before (its kick
+//! is sent before that answer), and once no drain runs: otherwise its kick would be skipped
+//! and, with no schedule under the emulator, nothing would drain it.
 
 use crate::client::{self, Connection};
 use crate::root;
@@ -137,14 +139,14 @@ pub async fn watch_phase(
         import: Vec::new(),
     };
     // The first import starts (and may have to build) import-fn, drain-fn and status-fn.
-    let mut last_post: Option<Instant> = None;
+    let mut last_answer: Option<Instant> = None;
     for run in 0..=runs {
         let limit = if run == 0 {
             timeout
         } else {
             Duration::from_secs(30)
         };
-        if let Some(last) = last_post {
+        if let Some(last) = last_answer {
             tokio::time::sleep(SPACING.saturating_sub(last.elapsed())).await;
         }
         let quiet = Instant::now();
@@ -154,9 +156,9 @@ pub async fn watch_phase(
         }
         let import_id = format!("watch-{run}");
         let sent = Instant::now();
-        last_post = Some(sent);
         let answer = invoke(&mut conn, "import-fn", &import_event(&import_id)?, limit).await?;
         let accepted = Instant::now();
+        last_answer = Some(accepted);
         ensure!(
             answer["statusCode"] == 202,
             "import-fn answered {answer} (see {})",
