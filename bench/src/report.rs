@@ -340,11 +340,11 @@ fn markdown(
     );
     let _ = writeln!(
         s,
-        "* **Import**: `target/release/leads-local` serving its router on a loopback port (its drain schedule pushed out of the way); the bench's keep-alive HTTP/1.1 clients post the 1,000-lead requests; the rate counts every lead sent. Each request: parse and judge, `INSERT` the job, the enqueue script, `UPDATE` the job as queued."
+        "* **Import**: `target/release/leads-local` serving its router on a loopback port (its drain schedule pushed out of the way); the bench's keep-alive HTTP/1.1 clients post the 1,000-lead requests; the rate counts every lead sent. Each request: parse and judge, `INSERT` the job with its payload, the enqueue script, `UPDATE` the job as queued, and the kick's check of the drains registered."
     );
     let _ = writeln!(
         s,
-        "* **Drain**: a child process runs `shared::aws::lambda::DrainFunction::handle` (drain-fn's handler) with Lambda-style deadlines (60 s, less `DRAIN_DEADLINE_MARGIN_MS`) until an invocation finds nothing; timed from the first invocation to the last, which finds the stream empty (`BLOCK_TIMEOUT=0`, so no idle wait is counted). The bench then checks rows = valid leads, no email twice, and every job `completed`."
+        "* **Drain**: a child process runs `shared::aws::lambda::DrainFunction::handle` (drain-fn's handler) with Lambda-style deadlines (60 s, less `DRAIN_DEADLINE_MARGIN_MS`) until an invocation finds nothing; timed from the moment the child, its clients built, is told to start until its last invocation finds the stream empty (`BLOCK_TIMEOUT=0`, so no idle wait is counted). The bench then checks rows = valid leads, no email twice, and every job `completed`."
     );
     let _ = writeln!(
         s,
@@ -369,12 +369,12 @@ fn markdown(
     );
     let _ = writeln!(
         s,
-        "* **Drain scaling**: {} leads of the same synthetic kind, queued through the import use case (`accept_import`, what `POST /leads/import` runs, 4 at a time) by a client whose drain starter is off, so nothing drains meanwhile; then COPY of the same valid rows into an identical empty table; then `N` drain processes (`leads-bench drain-child`, drain-fn's handler, each its own `CONSUMER_NAME`, fan-out off, `DRAIN_PARALLEL_BATCHES` batches each) started together and timed until the last finds the stream empty. Every round starts from empty tables and an empty Redis (`TRUNCATE`, `FLUSHALL`), with a `CHECKPOINT` before COPY and before the drain. CPU seconds: the drain processes (wait4), Postgres (postmaster and backends), Redis, and the whole machine (`/proc/stat`), over the drain.",
+        "* **Drain scaling**: {} leads of the same synthetic kind, queued through the import use case (`accept_import`, what `POST /leads/import` runs, 4 at a time) by a client whose drain starter is off, so nothing drains meanwhile; then COPY of the same valid rows into an identical empty table; then `N` drain processes (`leads-bench drain-child`, drain-fn's handler, each its own `CONSUMER_NAME`, fan-out off, `DRAIN_PARALLEL_BATCHES` batches each) started together and timed until the last finds the stream empty. Every round starts from empty tables and an empty Redis (`TRUNCATE`, `FLUSHALL`), with a `CHECKPOINT` before COPY and before the drain. CPU seconds: the drain processes (wait4), Postgres (postmaster and backends), Redis, and the whole machine (`/proc/stat`), over the drain; WAL: `pg_current_wal_lsn()` before and after queueing and draining (after the `CHECKPOINT`, the first change to each page writes a full-page image, as it does after every checkpoint in production).",
         fmt_rate(g("scale_leads"))
     );
     let _ = writeln!(
         s,
-        "* **Under `cargo lambda watch`**: the three functions built in release and run by the emulator (`--release`), import-fn with `DRAIN_FUNCTION_NAME=drain-fn`, `AWS_ENDPOINT_URL_LAMBDA` at the emulator and dummy credentials, so drain-fn runs only when import-fn's kick invokes it; the bench sends API Gateway events (`events/import-seed.json` with a 1-lead body of its own) to import-fn's `Invoke` endpoint and polls status-fn the same way every 2 ms. import-fn kicks at most once a second per execution environment, so imports are 1.1 s apart; the first (building and starting the functions) is not counted.\n"
+        "* **Under `cargo lambda watch`**: the three functions built in release and run by the emulator (`--release`), import-fn with `DRAIN_FUNCTION_NAME=drain-fn`, `AWS_ENDPOINT_URL_LAMBDA` at the emulator and dummy credentials, so drain-fn runs only when import-fn's kick invokes it, and `BLOCK_TIMEOUT=0`; the bench sends API Gateway events (`events/import-seed.json` with a 1-lead body of its own) to import-fn's `Invoke` endpoint and polls status-fn the same way every 2 ms. import-fn kicks at most once a second per execution environment, so each import is sent 1.1 s after import-fn answered the previous one, and once no drain is registered; the first (building and starting the functions) is not counted.\n"
     );
     s.push_str(scaling);
     s.push('\n');
