@@ -16,6 +16,9 @@ const SEED_SUBSET: usize = 1_000;
 /// COPY of the valid rows into an empty table shaped like `leads` (same columns, checks,
 /// unique email index), in one statement and one transaction.
 pub async fn copy_baseline(db: &PgPool, work: &Workload) -> anyhow::Result<Duration> {
+    sqlx::query("DROP TABLE IF EXISTS leads_copy")
+        .execute(db)
+        .await?;
     sqlx::query("CREATE TABLE leads_copy (LIKE leads INCLUDING ALL)")
         .execute(db)
         .await?;

@@ -22,7 +22,7 @@ pub async fn bootstrap_phase(
     database_url: &str,
     work: &Workload,
 ) -> Vec<Function> {
-    let target = root().join("target");
+    let target = target_dir();
     let status_event = read_event("status.json").replace(
         "unique-import-id",
         work.bodies.first().map_or("none", |(id, _)| id.as_str()),
@@ -83,4 +83,14 @@ pub async fn bootstrap_phase(
 
 fn read_event(name: &str) -> String {
     std::fs::read_to_string(root().join("events").join(name)).unwrap_or_default()
+}
+
+/// The target directory this binary was built in (`<target>/release/leads-bench`), so that
+/// `CARGO_TARGET_DIR` is honoured; the repository's `target/` otherwise.
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
+        .filter(|dir| dir.join("release").is_dir())
+        .unwrap_or_else(|| root().join("target"))
 }

@@ -72,6 +72,11 @@ impl LeadsLocal {
         })
     }
 
+    /// CPU seconds the process has used so far.
+    pub fn cpu_s(&self) -> f64 {
+        crate::server_cpu::process_cpu_s(self.child.id())
+    }
+
     pub fn stop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };

@@ -20,6 +20,12 @@ pub struct Workload {
 
 impl Workload {
     pub fn new(n: usize, batch_size: usize) -> anyhow::Result<Self> {
+        Self::named(n, batch_size, "bench")
+    }
+
+    /// The same workload with `name` in its import ids and emails, so that it can be imported
+    /// beside another one without colliding.
+    pub fn named(n: usize, batch_size: usize, name: &str) -> anyhow::Result<Self> {
         let mut bodies = Vec::new();
         let mut plans = Vec::new();
         for (r, start) in (0..n).step_by(LEADS_PER_REQUEST).enumerate() {
@@ -28,20 +34,14 @@ impl Workload {
                     let email = if i % 101 == 100 {
                         format!("not-an-email-{i}")
                     } else if i % 211 == 210 && i > start {
-                        format!("lead{}@bench.example.com", i - 1)
+                        format!("lead{}@{name}.example.com", i - 1)
                     } else {
-                        format!("lead{i}@bench.example.com")
+                        format!("lead{i}@{name}.example.com")
                     };
-                    json!({
-                        "fullName": format!("Lead Number {i}"),
-                        "email": email,
-                        "phone": format!("+1 (555) 01{:04}", i % 10_000),
-                        "status": "NEW",
-                        "source": "website",
-                    })
+                    lead(i, &email)
                 })
                 .collect();
-            let import_id = format!("bench-{r:06}");
+            let import_id = format!("{name}-{r:06}");
             let body = serde_json::to_vec(&json!({
                 "importId": import_id,
                 "createdBy": CREATED_BY,
@@ -53,6 +53,10 @@ impl Workload {
             bodies.push((import_id, Bytes::from(body)));
         }
         Ok(Workload { bodies, plans })
+    }
+
+    pub fn plans(&self) -> &[ImportPlan] {
+        &self.plans
     }
 
     pub fn queued_chunks(&self) -> impl Iterator<Item = QueuedChunk> + '_ {
@@ -76,5 +80,149 @@ impl Workload {
 
     pub fn rejected(&self) -> usize {
         self.plans.iter().map(|p| p.rejected.len()).sum()
+    }
+}
+
+fn lead(i: usize, email: &str) -> Value {
+    json!({
+        "fullName": format!("Lead Number {i}"),
+        "email": email,
+        "phone": format!("+1 (555) 01{:04}", i % 10_000),
+        "status": "NEW",
+        "source": "website",
+    })
+}
+
+/// One import request of `count` valid leads, every email new (`import_id` is in each).
+pub fn request_body(import_id: &str, count: usize) -> Bytes {
+    let leads: Vec<Value> = (0..count)
+        .map(|i| lead(i, &format!("{i}.{import_id}@latency.example.com")))
+        .collect();
+    Bytes::from(json!({"importId": import_id, "createdBy": CREATED_BY, "leads": leads}).to_string())
+}
+
+/// `n` leads that vary as real ones do (names, email domains, phones, statuses and sources
+/// drawn from a seeded generator), in requests of `LEADS_PER_REQUEST`, planned as the import
+/// plans them: the synthetic workload's leads differ only by a number, which zstd shrinks
+/// far better than real leads, so the payload's cost is measured on these too.
+pub fn varied_plans(n: usize, batch_size: usize) -> anyhow::Result<Vec<ImportPlan>> {
+    const SYLLABLES: [&str; 32] = [
+        "an", "ber", "ca", "dor", "el", "fi", "gan", "ha", "is", "jo", "ka", "lin", "ma", "nor",
+        "o", "pe", "qui", "ra", "sa", "tin", "u", "va", "wen", "xi", "ya", "zo", "mar", "ley",
+        "son", "bert", "ric", "ette",
+    ];
+    const DOMAINS: [&str; 12] = [
+        "gmail.com",
+        "yahoo.com",
+        "outlook.com",
+        "hotmail.com",
+        "icloud.com",
+        "aol.com",
+        "proton.me",
+        "gmx.de",
+        "example.org",
+        "acme-corp.com",
+        "mail.ru",
+        "web.de",
+    ];
+    const STATUSES: [&str; 3] = ["NEW", "CONTACTED", "QUALIFIED"];
+    const SOURCES: [&str; 5] = ["website", "referral", "advertisement", "event", "partner"];
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        // xorshift64*: deterministic, good enough to make text vary.
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        seed.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    fn word(next: &mut impl FnMut() -> u64, syllables: &[&str], most: u64) -> String {
+        let count = 2 + next() % most;
+        let mut w: String = (0..count)
+            .map(|_| syllables[(next() % syllables.len() as u64) as usize])
+            .collect();
+        w[..1].make_ascii_uppercase();
+        w
+    }
+    let mut plans = Vec::new();
+    for (r, start) in (0..n).step_by(LEADS_PER_REQUEST).enumerate() {
+        let leads: Vec<Value> = (start..n.min(start + LEADS_PER_REQUEST))
+            .map(|i| {
+                let first = word(&mut next, &SYLLABLES, 2);
+                let last = word(&mut next, &SYLLABLES, 3);
+                let pick = |v: u64, len: usize| (v % len as u64) as usize;
+                json!({
+                    "fullName": format!("{first} {last}"),
+                    "email": format!("{}.{}{}@{}", first.to_lowercase(), last.to_lowercase(), i % 997, DOMAINS[pick(next(), DOMAINS.len())]),
+                    "phone": format!("+1 {:03} {:03} {:04}", 200 + next() % 800, next() % 1000, next() % 10_000),
+                    "status": STATUSES[pick(next(), STATUSES.len())],
+                    "source": SOURCES[pick(next(), SOURCES.len())],
+                })
+            })
+            .collect();
+        let body = serde_json::to_vec(&json!({
+            "importId": format!("varied-{r:06}"),
+            "createdBy": CREATED_BY,
+            "leads": leads,
+        }))?;
+        let request = ImportRequest::parse(&body, usize::MAX)
+            .map_err(|p| anyhow::anyhow!("synthetic request refused: {p:?}"))?;
+        plans.push(ImportPlan::new(request, batch_size));
+    }
+    Ok(plans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_workload_has_its_own_ids_and_emails_and_the_same_shape() {
+        let (a, b) = (
+            Workload::new(2_500, 50).unwrap(),
+            Workload::named(2_500, 50, "other").unwrap(),
+        );
+        assert_eq!(a.bodies.len(), 3);
+        assert_eq!(a.bodies[0].0, "bench-000000");
+        assert_eq!(b.bodies[2].0, "other-000002");
+        assert_eq!((a.valid(), a.rejected()), (b.valid(), b.rejected()));
+        // 24 invalid emails (every 101st) and 11 repeats (every 211th) among 2,500.
+        assert_eq!(a.valid(), 2_500 - 24 - 11);
+        let emails = |w: &Workload| -> Vec<String> {
+            w.queued_chunks()
+                .flat_map(|c| {
+                    c.leads
+                        .into_iter()
+                        .map(|l| l.lead.email.as_str().to_owned())
+                })
+                .collect()
+        };
+        let (ea, eb) = (emails(&a), emails(&b));
+        assert!(eb.iter().all(|e| e.ends_with("@other.example.com")));
+        assert!(ea.iter().all(|e| e.ends_with("@bench.example.com")));
+    }
+
+    #[test]
+    fn varied_leads_are_all_valid_and_differ() {
+        let plans = varied_plans(2_000, 50).unwrap();
+        assert_eq!(plans.len(), 2);
+        let leads: Vec<_> = plans
+            .iter()
+            .flat_map(|p| p.chunks.iter().flat_map(|c| &c.leads))
+            .collect();
+        assert!(leads.len() > 1_990, "nearly all valid: {}", leads.len());
+        assert_ne!(leads[0].lead.full_name, leads[1].lead.full_name);
+        assert_ne!(leads[0].lead.email, leads[1].lead.email);
+    }
+
+    #[test]
+    fn a_request_body_holds_that_many_valid_leads_with_emails_of_its_own() {
+        let body = request_body("lat-7", 3);
+        let request = ImportRequest::parse(&body, 10).unwrap();
+        let plan = ImportPlan::new(request, 50);
+        assert_eq!((plan.total, plan.rejected.len()), (3, 0));
+        assert_eq!(
+            plan.chunks[0].leads[2].lead.email.as_str(),
+            "2.lat-7@latency.example.com"
+        );
     }
 }
