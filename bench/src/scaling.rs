@@ -9,7 +9,7 @@ use crate::server_cpu::{machine_busy_s, port_of, server_cpu_s, wal_bytes_since, 
 use crate::workload::Workload;
 use anyhow::ensure;
 use shared::app::App;
-use shared::import::{ImportAnswer, accept_import};
+use shared::import::{ImportAnswer, ImportBody, accept_import};
 use shared::job::caller::Caller;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -151,7 +151,7 @@ async fn queue_backlog(app: &App, work: &Workload) -> anyhow::Result<f64> {
                     &app.kicker(),
                     app.import_limits(),
                     &Caller::Unverified,
-                    body,
+                    ImportBody::Json(body),
                 )
                 .await?;
                 ensure!(
