@@ -122,7 +122,12 @@ async fn import_leads(
     let dry = is_dry_run(&pairs)?;
     let options;
     let body = match format {
-        Format::Json => ImportBody::Json(&body),
+        Format::Json => {
+            // The query's CSV options mean nothing to a JSON body, but one the contract
+            // refuses (a duplicate, an unknown delimiter) is refused for every body alike.
+            csv_options(pairs, None)?;
+            ImportBody::Json(&body)
+        }
         Format::Csv { charset } => {
             options = csv_options(pairs, charset)?;
             ImportBody::Csv(&body, &options)
@@ -352,8 +357,8 @@ fn is_dry_run(pairs: &[(String, String)]) -> Result<bool, Problem> {
     Ok(dry)
 }
 
-/// A CSV import's query: `importId`, `createdBy`, `delimiter`, `mapping`, each at most once; other
-/// parameters are ignored, as unknown JSON fields are.
+/// A CSV import's query: `importId`, `createdBy`, `delimiter` (one the contract names),
+/// `mapping`, each at most once; other parameters are ignored, as unknown JSON fields are.
 fn csv_options(
     pairs: Vec<(String, String)>,
     charset: Option<String>,
@@ -379,6 +384,19 @@ fn csv_options(
                 }],
             ));
         }
+    }
+    if let Some(Err(message)) = options
+        .delimiter
+        .as_deref()
+        .map(crate::job::csv_request::delimiter_named)
+    {
+        return Err(Problem::invalid_request(
+            "the query's delimiter is not one of , ; or tab",
+            vec![crate::job::request::InvalidParam {
+                pointer: "/delimiter".to_owned(),
+                message,
+            }],
+        ));
     }
     Ok(options)
 }

@@ -386,11 +386,11 @@ fn unreadable(e: csv::Error) -> RequestError {
     RequestError::invalid(format!("the CSV could not be read{line}"), vec![])
 }
 
-fn delimiter_named(name: &str) -> Result<u8, String> {
+pub(crate) fn delimiter_named(name: &str) -> Result<u8, String> {
     match name {
         "," | "comma" => Ok(b','),
         ";" | "semicolon" => Ok(b';'),
-        "\t" | "tab" | "\\t" => Ok(b'\t'),
+        "\t" | "tab" => Ok(b'\t'),
         _ => Err("delimiter must be one of , ; or tab (comma, semicolon, tab)".to_owned()),
     }
 }
