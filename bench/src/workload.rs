@@ -42,14 +42,8 @@ impl Workload {
                 })
                 .collect();
             let import_id = format!("{name}-{r:06}");
-            let body = serde_json::to_vec(&json!({
-                "importId": import_id,
-                "createdBy": CREATED_BY,
-                "leads": leads,
-            }))?;
-            let request = ImportRequest::parse(&body, usize::MAX)
-                .map_err(|p| anyhow::anyhow!("synthetic request refused: {p:?}"))?;
-            plans.push(ImportPlan::new(request, batch_size));
+            let (body, plan) = request(&import_id, leads, batch_size)?;
+            plans.push(plan);
             bodies.push((import_id, Bytes::from(body)));
         }
         Ok(Workload { bodies, plans })
@@ -159,16 +153,25 @@ pub fn varied_plans(n: usize, batch_size: usize) -> anyhow::Result<Vec<ImportPla
                 })
             })
             .collect();
-        let body = serde_json::to_vec(&json!({
-            "importId": format!("varied-{r:06}"),
-            "createdBy": CREATED_BY,
-            "leads": leads,
-        }))?;
-        let request = ImportRequest::parse(&body, usize::MAX)
-            .map_err(|p| anyhow::anyhow!("synthetic request refused: {p:?}"))?;
-        plans.push(ImportPlan::new(request, batch_size));
+        plans.push(request(&format!("varied-{r:06}"), leads, batch_size)?.1);
     }
     Ok(plans)
+}
+
+/// A request body of `leads` as import `import_id`, and its plan.
+fn request(
+    import_id: &str,
+    leads: Vec<serde_json::Value>,
+    batch_size: usize,
+) -> anyhow::Result<(Vec<u8>, ImportPlan)> {
+    let body = serde_json::to_vec(&json!({
+        "importId": import_id,
+        "createdBy": CREATED_BY,
+        "leads": leads,
+    }))?;
+    let request = ImportRequest::parse(&body, usize::MAX)
+        .map_err(|p| anyhow::anyhow!("synthetic request refused: {p:?}"))?;
+    Ok((body, ImportPlan::new(request, batch_size)))
 }
 
 #[cfg(test)]

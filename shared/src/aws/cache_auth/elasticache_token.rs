@@ -5,22 +5,14 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 
 use super::CacheAuthError;
-use crate::aws::db_auth::{DbAuthError, sign_v4};
+use crate::aws::db_auth::{DbAuthError, QUERY_VALUE, presigned_token, sign_v4};
 
 /// How long an ElastiCache IAM auth token is valid (the `X-Amz-Expires` it is signed with;
 /// ElastiCache accepts no longer).
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(900);
-
-/// RFC 3986 unreserved characters stay, everything else is percent-encoded: SigV4's rule,
-/// and what botocore does to the query of a presigned URL.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 /// What kind of cache an ARN names: the token says so for a serverless one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,18 +118,7 @@ pub fn generate_elasticache_auth_token(
 
     // botocore's order: the operation's parameters, then the signer's, the signature last.
     // The order is not signed; the string is kept identical to the reference's.
-    let params = instructions.params();
-    let (signature, auth): (Vec<_>, Vec<_>) = params
-        .iter()
-        .partition(|(name, _)| *name == "X-Amz-Signature");
-    let mut token = base;
-    for (name, value) in auth.into_iter().chain(signature) {
-        token.push('&');
-        token.push_str(name);
-        token.push('=');
-        token.extend(utf8_percent_encode(value, QUERY_VALUE));
-    }
-    Ok(token)
+    Ok(presigned_token(base, &instructions))
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub use secrets_manager::{
 };
 pub use token_source::{IamTokenSource, TOKEN_RENEW_AFTER};
 // The SigV4 step, for the cache's IAM token (`aws::cache_auth`).
-pub(crate) use sigv4::sign_v4;
+pub(crate) use sigv4::{QUERY_VALUE, presigned_token, sign_v4};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbAuthError {

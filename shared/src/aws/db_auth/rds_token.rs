@@ -5,21 +5,13 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 
 use super::DbAuthError;
-use super::sigv4::{sign_v4, signing_error};
+use super::sigv4::{QUERY_VALUE, presigned_token, sign_v4, signing_error};
 
 /// How long an RDS IAM auth token is valid (fixed by RDS; the `X-Amz-Expires` it is signed with).
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(900);
-
-/// RFC 3986 unreserved characters stay, everything else is percent-encoded: SigV4's rule,
-/// and what botocore does to the query of a presigned URL.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 /// Signs an RDS IAM auth token exactly as botocore's `generate_db_auth_token` does: a SigV4
 /// query-presigned `GET https://{host}:{port}/?Action=connect&DBUser={user}` for the service
@@ -52,18 +44,7 @@ pub fn generate_rds_auth_token(
     // botocore's order: the operation's parameters, then Algorithm, Credential, Date, Expires,
     // SignedHeaders, Security-Token (the signer's order), and the signature last (the signer
     // puts it before the session token). The order is not signed; the string is kept identical.
-    let params = instructions.params();
-    let (signature, auth): (Vec<_>, Vec<_>) = params
-        .iter()
-        .partition(|(name, _)| *name == "X-Amz-Signature");
-    let mut token = base;
-    for (name, value) in auth.into_iter().chain(signature) {
-        token.push('&');
-        token.push_str(name);
-        token.push('=');
-        token.extend(utf8_percent_encode(value, QUERY_VALUE));
-    }
-    Ok(token)
+    Ok(presigned_token(base, &instructions))
 }
 
 #[cfg(test)]
