@@ -59,6 +59,7 @@ impl Workload {
                 import_id: p.import_id.clone(),
                 seq: c.seq,
                 created_by: p.created_by.clone(),
+                on_existing: p.on_existing,
                 leads: c.leads.clone(),
             })
         })

@@ -91,7 +91,8 @@ async fn an_excel_utf8_export_with_bom_crlf_and_quoted_newlines() {
                 {"column": "Lead Status", "field": "status"},
                 {"column": "Lead Source", "field": "source"}
             ],
-            "ignored": ["Company"]
+            "attributes": ["Company"],
+            "ignored": []
         })
     );
     assert_eq!(doc["progress"]["successful"], 3, "{doc}");
@@ -225,7 +226,7 @@ async fn an_explicit_mapping_reads_columns_no_alias_names() {
         )
         .await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
-    assert_eq!(answer.body["mapping"]["ignored"], json!(["Email"]));
+    assert_eq!(answer.body["mapping"]["attributes"], json!(["Email"]));
     t.drain_all().await;
     t.assert_job_accounted("mapped", 1).await;
     let stored = t.stored("mapped").await;
@@ -368,7 +369,7 @@ async fn a_dry_run_reports_everything_and_stores_nothing() {
         (&json!(4), &json!(3), &json!(1))
     );
     assert_eq!(answer.body["errors"][0]["line"], 5, "{}", answer.body);
-    assert_eq!(answer.body["mapping"]["ignored"], json!(["Company"]));
+    assert_eq!(answer.body["mapping"]["attributes"], json!(["Company"]));
     assert_nothing_left(&t).await;
     assert_eq!(t.lead_count("excel").await, 0);
 
