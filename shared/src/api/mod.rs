@@ -128,7 +128,11 @@ async fn import_leads(
             ImportBody::Json(&body, &options)
         }
         Format::Csv { charset } => {
-            options = query_options(pairs, charset)?;
+            let mut csv = query_options(pairs, charset)?;
+            if caller == Caller::Unverified && csv.created_by.is_none() {
+                csv.created_by = app.config.default_created_by.clone();
+            }
+            options = csv;
             ImportBody::Csv(&body, &options)
         }
         Format::Multipart { .. } => {

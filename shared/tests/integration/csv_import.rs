@@ -1,5 +1,5 @@
 //! CSV imports (`Content-Type: text/csv`) end to end, with fixtures shaped like real exports
-//! (`shared/tests/fixtures/`): accepted, drained into Postgres, and reported like JSON imports.
+//! (`tests/fixtures/` at the repository root): accepted, drained into Postgres, and reported like JSON imports.
 
 use crate::support::app::{TestApp, spawn_app};
 use crate::support::assertions::{assert_nothing_left, error_indexes};
@@ -8,7 +8,7 @@ use http::{Request, StatusCode};
 use serde_json::json;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
