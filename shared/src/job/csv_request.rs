@@ -819,19 +819,26 @@ mod properties {
         "[a-zA-Z0-9 ,;\"'\t\r\néüß@.+-]{0,12}"
     }
 
-    fn table() -> impl Strategy<Value = Vec<[String; 5]>> {
-        prop::collection::vec([cell(), cell(), cell(), cell(), cell()], 1..8)
+    fn table() -> impl Strategy<Value = Vec<[String; 7]>> {
+        prop::collection::vec(
+            [cell(), cell(), cell(), cell(), cell(), cell(), cell()],
+            1..8,
+        )
     }
 
-    const HEADERS: [&str; 5] = ["fullName", "email", "phone", "status", "source"];
+    /// The lead's fields, then two columns no field takes: attributes.
+    const HEADERS: [&str; 7] = [
+        "fullName", "email", "phone", "status", "source", "Company", "Notes",
+    ];
+    const FIELDS: usize = 5;
 
     proptest! {
         /// Any table written as CSV (by the csv crate, with any of the delimiters) and read back
-        /// gives the same judged leads as the JSON form of that table.
+        /// gives the same judged leads as the JSON form of that table, attributes included.
         #[test]
         fn csv_and_json_forms_of_a_table_give_the_same_leads(rows in table(), delimiter in prop::sample::select(vec![b',', b';', b'\t'])) {
             // A row of blank cells is no lead in CSV; keep the tables comparable.
-            let rows: Vec<[String; 5]> = rows.into_iter().filter(|r| r.iter().any(|c| !c.trim().is_empty())).collect();
+            let rows: Vec<[String; 7]> = rows.into_iter().filter(|r| r.iter().any(|c| !c.trim().is_empty())).collect();
             prop_assume!(!rows.is_empty());
             let mut writer = csv::WriterBuilder::new().delimiter(delimiter).from_writer(vec![]);
             writer.write_record(HEADERS).unwrap();
@@ -840,12 +847,18 @@ mod properties {
             }
             let body = writer.into_inner().unwrap();
             let from_csv = ImportRequest::parse_csv(&body, &ImportOptions { created_by: Some("u".into()), ..ImportOptions::default() }, 10, None).unwrap();
-            // The JSON form: a blank cell is an absent field.
+            // The JSON form: a blank cell is an absent field; the other columns are attributes.
             let leads: Vec<serde_json::Value> = rows.iter().map(|row| {
-                let map: serde_json::Map<String, serde_json::Value> = HEADERS.iter().zip(row)
+                let mut map: serde_json::Map<String, serde_json::Value> = HEADERS.iter().zip(row)
+                    .take(FIELDS)
                     .filter(|(_, cell)| !cell.trim().is_empty())
                     .map(|(name, cell)| ((*name).to_owned(), cell.clone().into()))
                     .collect();
+                let attributes: serde_json::Map<String, serde_json::Value> = HEADERS.iter().zip(row)
+                    .skip(FIELDS)
+                    .map(|(name, cell)| ((*name).to_owned(), cell.clone().into()))
+                    .collect();
+                map.insert("attributes".into(), attributes.into());
                 serde_json::Value::Object(map)
             }).collect();
             let json = serde_json::json!({"createdBy": "u", "leads": leads}).to_string();
