@@ -266,7 +266,19 @@ fn part_format(content_type: Option<&str>, file_name: &str) -> Result<Format, Pr
         essence.as_str(),
         "" | "application/octet-stream" | "text/plain"
     );
-    let content_type = if generic {
+    // What browsers and spreadsheet programs label a `.csv` upload with besides `text/csv`
+    // (Windows with Excel installed: `application/vnd.ms-excel`).
+    let csv_alias = matches!(
+        essence.as_str(),
+        "application/vnd.ms-excel"
+            | "application/csv"
+            | "text/x-csv"
+            | "text/comma-separated-values"
+            | "text/tab-separated-values"
+    );
+    let content_type = if csv_alias {
+        "text/csv"
+    } else if generic {
         if file_name.ends_with(".json") {
             "application/json"
         } else if [".csv", ".tsv", ".txt"]

@@ -499,6 +499,18 @@ async fn a_form_upload_imports_its_file_part_as_csv_or_json() {
         (&json!(1), &json!(0))
     );
     assert_eq!(t.lead_count("form-json").await, 0, "not drained yet");
+    // Windows browsers with Excel installed label a .csv file part as an Excel file.
+    let (content_type, body) = form(
+        &[("createdBy", "u1"), ("dryRun", "true")],
+        Some((
+            "x.csv",
+            "application/vnd.ms-excel",
+            b"Name,Email\r\nAda,ada@x.io\r\n",
+        )),
+    );
+    let dry = t.post_csv("", &content_type, body).await;
+    assert_eq!(dry.status, StatusCode::OK, "{}", dry.body);
+    assert_eq!(dry.body["wouldCreate"], 1, "{}", dry.body);
 
     for ((content_type, body), status) in [
         (form(&[("createdBy", "u1")], None), 400),
