@@ -95,8 +95,13 @@ impl Queue {
         Ok(running + starting)
     }
 
-    /// The group's lag plus its pending entries. A lag Redis cannot tell (after entries were
-    /// deleted mid-stream) counts as the stream's length: more drains rather than fewer.
+    /// The group's lag plus its pending entries. Redis keeps the lag as a count (entries added
+    /// minus entries read), and entries deleted (`XDEL`) before the group read them spoil it:
+    /// it is nil until the group reads past them, and may stay above zero after. So a lag that
+    /// is not zero is checked against the stream itself: when no entry is left after the
+    /// group's last delivered one, nothing waits (else an idle drain would wait for entries
+    /// that are gone until its deadline, and start successors for them); when one is, the lag
+    /// counts (Redis's nil, as the stream's length: more drains rather than fewer).
     pub async fn backlog(&self) -> RedisResult<Backlog> {
         let mut pipe = ::redis::pipe();
         pipe.cmd("XINFO").arg("GROUPS").arg(&self.keys().stream);
@@ -125,9 +130,39 @@ impl Queue {
                 .get(name)
                 .and_then(|v| ::redis::from_redis_value_ref::<u64>(v).ok())
         };
+        let waiting = match number("lag") {
+            Some(0) => 0,
+            lag => {
+                let last_delivered = group
+                    .get("last-delivered-id")
+                    .and_then(|v| ::redis::from_redis_value_ref::<String>(v).ok())
+                    .unwrap_or_else(|| "0-0".to_owned());
+                if self.any_entry_after(&last_delivered).await? {
+                    lag.unwrap_or(length)
+                } else {
+                    0
+                }
+            }
+        };
         Ok(Backlog {
-            waiting: number("lag").unwrap_or(length),
+            waiting,
             pending: number("pending").unwrap_or(0),
         })
+    }
+
+    /// Whether the stream holds an entry after `id`.
+    async fn any_entry_after(&self, id: &str) -> RedisResult<bool> {
+        let reply: ::redis::streams::StreamRangeReply = self
+            .redis()
+            .query(
+                ::redis::cmd("XRANGE")
+                    .arg(&self.keys().stream)
+                    .arg(format!("({id}"))
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(1),
+            )
+            .await?;
+        Ok(!reply.ids.is_empty())
     }
 }

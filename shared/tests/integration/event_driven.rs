@@ -105,3 +105,59 @@ async fn a_large_backlog_fans_out_to_more_drains_and_stops_at_the_limit() {
     t.assert_job_accounted("the-kick", 10).await;
     drains.abort();
 }
+
+/// Entries deleted before any drain read them spoil the group's lag as Redis counts it (nil
+/// until the group reads past them, one too many after). That must not look like a backlog:
+/// an idle drain would wait for entries that are gone until its deadline, and then start
+/// successors for them.
+#[tokio::test]
+async fn entries_deleted_before_they_were_read_are_no_backlog() {
+    let t = spawn_app_with(&[NO_SCHEDULE]).await;
+    t.post_accepted("read", &synthetic_leads(3, "read", 0, 0))
+        .await;
+    t.drain_all().await;
+    let gone: String = redis::cmd("XADD")
+        .arg(t.key("lead:imports"))
+        .arg("*")
+        .arg("note")
+        .arg("deleted before any drain reads it")
+        .query_async(&mut t.redis.clone())
+        .await
+        .unwrap();
+    let _: u64 = redis::cmd("XDEL")
+        .arg(t.key("lead:imports"))
+        .arg(&gone)
+        .query_async(&mut t.redis.clone())
+        .await
+        .unwrap();
+    assert!(
+        t.xlen().await > 0,
+        "the read entries are still in the stream"
+    );
+    let backlog = t.app.queue.backlog().await.unwrap();
+    assert_eq!(backlog.entries(), 0, "{backlog:?}");
+
+    // A drain with 30 s to go finds nothing and returns long before its deadline.
+    let started = Instant::now();
+    let report = t.drain_once().await;
+    assert_eq!((report.entries, report.drains_started), (0, 0));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A new entry after the deleted one is a backlog again.
+    t.post_accepted("after", &synthetic_leads(2, "after", 0, 0))
+        .await;
+    assert!(t.app.queue.backlog().await.unwrap().entries() > 0);
+    let started = Instant::now();
+    t.drain_all().await;
+    t.assert_job_accounted("after", 2).await;
+    assert_eq!(t.app.queue.backlog().await.unwrap().entries(), 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
