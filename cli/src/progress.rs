@@ -1,0 +1,41 @@
+//! The one bar of `leads import`: the whole file's leads, advanced by what the parts' status
+//! documents say was processed, with stored and failed counts, the rate and the ETA.
+
+use crate::events::{Counts, Output};
+use indicatif::{ProgressDrawTarget, ProgressStyle};
+use std::time::Duration;
+
+/// Shows `output`'s bar for `total` leads (in human mode; in JSON mode it stays hidden).
+pub fn start(output: &Output, total: u64) {
+    if output.json() {
+        return;
+    }
+    let bar = &output.bar;
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30.cyan/blue} {percent:>3}% {human_pos}/{human_len} leads · {msg} · {per_sec} · ETA {eta}",
+        )
+        .expect("the template is valid")
+        .progress_chars("█▉▊▋▌▍▎▏ "),
+    );
+    bar.set_length(total);
+    bar.set_message("starting");
+    bar.enable_steady_tick(Duration::from_millis(200));
+}
+
+/// Moves the bar to the file's counts so far.
+pub fn update(output: &Output, counts: &Counts, parts_accepted: u32, parts: u32) {
+    output.bar.set_position(counts.processed);
+    output.bar.set_message(format!(
+        "stored {} · skipped {} · failed {} · part {parts_accepted}/{parts}",
+        counts.successful, counts.skipped, counts.failed
+    ));
+}
+
+/// Leaves the bar drawn at its final position.
+pub fn finish(output: &Output) {
+    if !output.json() {
+        output.bar.finish();
+    }
+}
