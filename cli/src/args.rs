@@ -36,6 +36,10 @@ pub struct Global {
     /// The API's AWS region for `--auth iam` (else the AWS configuration's).
     #[arg(long, global = true)]
     pub region: Option<String>,
+    /// Times a request is sent again after a network error or a busy answer (backoff from
+    /// 0.5 s, doubling, at most 30 s apart).
+    #[arg(long, global = true, default_value_t = 7)]
+    pub retries: u32,
     /// One JSON line per event on standard output, even on a terminal.
     #[arg(long, global = true)]
     pub json: bool,

@@ -10,8 +10,6 @@ use bytes::Bytes;
 use reqwest::{Method, Response, StatusCode, Url};
 use std::time::Duration;
 
-/// Sends of one request, the first included.
-const ATTEMPTS: u32 = 8;
 /// The first retry's delay; each next one doubles, up to [`MAX_DELAY`].
 const FIRST_DELAY: Duration = Duration::from_millis(500);
 const MAX_DELAY: Duration = Duration::from_secs(30);
@@ -23,6 +21,8 @@ pub struct Client {
     base: String,
     auth: Auth,
     output: Output,
+    /// Sends of one request, the first included.
+    attempts: u32,
 }
 
 /// Whether a request may reach the API twice without harm. An import (same id, same body)
@@ -44,7 +44,7 @@ pub struct Request {
 }
 
 impl Client {
-    pub fn new(url: &str, auth: Auth, output: Output) -> Result<Client, Failure> {
+    pub fn new(url: &str, retries: u32, auth: Auth, output: Output) -> Result<Client, Failure> {
         let base = url.trim_end_matches('/').to_owned();
         let parsed = Url::parse(&base).map_err(|e| bad_input(format!("--url {url:?}: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
@@ -63,6 +63,7 @@ impl Client {
             base,
             auth,
             output,
+            attempts: retries.saturating_add(1),
         })
     }
 
@@ -112,21 +113,22 @@ impl Client {
                 }
                 Err(e) => return Err(Failure::Unreachable(network_error(&e))),
             };
-            if attempt == ATTEMPTS {
+            if attempt >= self.attempts {
                 return Err(Failure::Unreachable(format!(
-                    "{reason} (gave up after {ATTEMPTS} attempts)"
+                    "{reason} (gave up after {attempt} attempt(s))"
                 )));
             }
             let delay = retry_after.unwrap_or_else(|| backoff(attempt));
             self.output.notice(
                 &format!(
-                    "{reason}; retrying in {:.1}s (attempt {} of {ATTEMPTS})",
+                    "{reason}; retrying in {:.1}s (attempt {} of {})",
                     delay.as_secs_f64(),
-                    attempt + 1
+                    attempt + 1,
+                    self.attempts
                 ),
                 &Event::Retry {
                     attempt: attempt + 1,
-                    of: ATTEMPTS,
+                    of: self.attempts,
                     delay_seconds: delay.as_secs_f64(),
                     reason: &reason,
                 },
@@ -248,6 +250,7 @@ mod tests {
     fn a_stage_url_with_a_trailing_slash_keeps_its_stage() {
         let client = Client::new(
             "https://abc.execute-api.eu-west-1.amazonaws.com/prod/",
+            0,
             Auth::None,
             Output::new(true),
         )

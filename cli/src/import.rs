@@ -105,7 +105,7 @@ pub async fn run(client: Client, output: Output, args: ImportArgs) -> Result<i32
         })
     };
 
-    let mut tracker = Tracker::new(&output, parts, options.dry_run);
+    let mut tracker = Tracker::new(&output, leads, parts, options.dry_run);
     let mut ticker = tokio::time::interval(POLL);
     let mut sending = true;
     while sending || tracker.following() {
@@ -325,25 +325,29 @@ struct Followed {
 /// The parts' counts, summed for the bar, the events and the summary.
 struct Tracker<'a> {
     output: &'a Output,
+    /// The file's leads.
+    leads: u64,
     parts: u32,
     dry_run: bool,
     followed: Vec<Followed>,
     /// Leads already processed when their part was found taken by an earlier run: not this
     /// run's work, so not in its rate.
     resumed_processed: u64,
-    last_progress: Option<Counts>,
+    /// Processed, successful and failed at the last `progress` event.
+    last_progress: (u64, u64, u64),
     started: Instant,
 }
 
 impl<'a> Tracker<'a> {
-    fn new(output: &'a Output, parts: u32, dry_run: bool) -> Self {
+    fn new(output: &'a Output, leads: u64, parts: u32, dry_run: bool) -> Self {
         Tracker {
             output,
+            leads,
             parts,
             dry_run,
             followed: Vec::new(),
             resumed_processed: 0,
-            last_progress: None,
+            last_progress: (0, 0, 0),
             started: Instant::now(),
         }
     }
@@ -458,23 +462,24 @@ impl<'a> Tracker<'a> {
         total
     }
 
-    /// The bar, and a `progress` event when the counts moved.
+    /// The bar, and a `progress` event when leads were processed since the last one.
     fn progress(&mut self) {
         let total = self.total();
         progress::update(self.output, &total, self.followed.len() as u32, self.parts);
-        if self.last_progress.as_ref() == Some(&total) || self.dry_run {
+        let now = (total.processed, total.successful, total.failed);
+        if now == self.last_progress || self.dry_run {
             return;
         }
         let done_here = total.processed.saturating_sub(self.resumed_processed);
         self.output.event(&Event::Progress {
-            total: total.total,
+            total: self.leads,
             processed: total.processed,
             successful: total.successful,
             failed: total.failed,
             leads_per_second: (done_here as f64 / self.started.elapsed().as_secs_f64().max(1e-3))
                 .round(),
         });
-        self.last_progress = Some(total);
+        self.last_progress = now;
     }
 
     /// The summary, said and as an event; the exit code.

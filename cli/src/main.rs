@@ -49,7 +49,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli, output: Output) -> Result<i32, Failure> {
     let auth = auth::Auth::from_args(&cli.global).await?;
-    let client = client::Client::new(&cli.global.url, auth, output.clone())?;
+    let client = client::Client::new(&cli.global.url, cli.global.retries, auth, output.clone())?;
     match cli.command {
         Command::Import(args) => import::run(client, output, args).await,
         Command::Status { import_id, watch } => {

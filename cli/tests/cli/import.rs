@@ -1,0 +1,173 @@
+//! `leads import`: a file in parts, its counts, a resume after SIGKILL, a dry run.
+
+use crate::support::{Running, Stack, path_str, write_csv};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_thousand_rows_import_in_five_parts_with_the_right_counts() {
+    let stack = Stack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_csv(dir.path(), "export.csv", 50_000, &[]);
+    let run = stack
+        .run(&["--json", "import", path_str(&file), "--created-by", "ann"])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let accepted = run.named("part_accepted");
+    assert_eq!(accepted.len(), 5);
+    assert!(
+        accepted
+            .iter()
+            .all(|e| e["leads"] == 10_000 && e["resumed"] == false)
+    );
+    let finished = run.named("part_finished");
+    assert_eq!(finished.len(), 5);
+    assert!(
+        finished
+            .iter()
+            .all(|e| e["status"] == "completed" && e["created"] == 10_000)
+    );
+    let summary = run.last();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(
+        (
+            &summary["total"],
+            &summary["created"],
+            &summary["failed"],
+            &summary["parts"]
+        ),
+        (&50_000.into(), &50_000.into(), &0.into(), &5.into())
+    );
+    assert_eq!(stack.count("SELECT count(*) FROM leads").await, 50_000);
+    assert_eq!(stack.count("SELECT count(*) FROM import_jobs").await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_part_two_the_same_command_resumes_and_imports_nothing_twice() {
+    let stack = Stack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_csv(dir.path(), "export.csv", 50_000, &[]);
+    let args = ["--json", "import", path_str(&file), "--created-by", "ann"];
+
+    let mut first = Running::spawn(stack.leads(&args));
+    first
+        .until(|e| e["event"] == "part_accepted" && e["part"] == 2)
+        .await;
+    first.child.kill().await.expect("SIGKILL"); // std's kill is SIGKILL on Unix
+    let status = first.child.wait().await.unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    let jobs_after_kill = stack.count("SELECT count(*) FROM import_jobs").await;
+    assert!(
+        (2..5).contains(&jobs_after_kill),
+        "{jobs_after_kill} parts taken before the kill"
+    );
+
+    let second = stack.run(&args).await;
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    let accepted = second.named("part_accepted");
+    assert_eq!(accepted.len(), 5);
+    // The parts the first run had sent are answered 200 (the same id and body), not imported.
+    for part in &accepted[..2] {
+        assert_eq!(part["resumed"], true, "{part}");
+    }
+    // Every part taken before the kill is resumed (a part in flight at the kill may have been
+    // taken just after the count: it is resumed too).
+    let resumed = accepted.iter().filter(|e| e["resumed"] == true).count() as i64;
+    assert!(
+        resumed >= jobs_after_kill,
+        "{resumed} resumed, {jobs_after_kill} taken"
+    );
+    let summary = second.last();
+    assert_eq!(
+        (&summary["created"], &summary["failed"]),
+        (&50_000.into(), &0.into())
+    );
+    assert_eq!(stack.count("SELECT count(*) FROM leads").await, 50_000);
+    assert_eq!(stack.count("SELECT count(*) FROM import_jobs").await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_stores_nothing_and_reports_what_would_fail() {
+    let stack = Stack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_csv(dir.path(), "export.csv", 2_500, &[3, 1_200, 2_499]);
+    let run = stack
+        .run(&[
+            "--json",
+            "import",
+            path_str(&file),
+            "--created-by",
+            "ann",
+            "--dry-run",
+            "--part-size",
+            "1000",
+        ])
+        .await;
+    assert_eq!(run.code, Some(1), "some leads would fail: {}", run.stderr);
+    assert!(run.named("part_accepted").is_empty());
+    let judged: Vec<_> = run
+        .named("part_finished")
+        .iter()
+        .map(|e| {
+            (
+                e["status"].clone(),
+                e["wouldImport"].clone(),
+                e["failed"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        judged,
+        [
+            ("judged".into(), 999.into(), 1.into()),
+            ("judged".into(), 999.into(), 1.into()),
+            ("judged".into(), 499.into(), 1.into()),
+        ]
+    );
+    let summary = run.last();
+    assert_eq!(
+        (&summary["dryRun"], &summary["wouldImport"]),
+        (&true.into(), &2_497.into())
+    );
+    assert_eq!(stack.count("SELECT count(*) FROM leads").await, 0);
+    assert_eq!(stack.count("SELECT count(*) FROM import_jobs").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_arrays_and_json_lines_import_like_csv() {
+    let stack = Stack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let lead = |i: usize| format!(r#"{{"fullName":"Lead {i}","email":"lead{i}@example.com"}}"#);
+    let array = dir.path().join("leads.json");
+    std::fs::write(
+        &array,
+        format!(
+            "[\n{}\n]\n",
+            (0..25).map(lead).collect::<Vec<_>>().join(",\n")
+        ),
+    )
+    .unwrap();
+    let lines = dir.path().join("more.jsonl");
+    std::fs::write(&lines, (25..40).map(|i| lead(i) + "\n").collect::<String>()).unwrap();
+    for (file, leads, parts) in [(&array, 25, 3), (&lines, 15, 2)] {
+        let run = stack
+            .run(&[
+                "--json",
+                "import",
+                path_str(file),
+                "--created-by",
+                "ann",
+                "--part-size",
+                "10",
+            ])
+            .await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let summary = run.last();
+        assert_eq!(
+            (&summary["created"], &summary["parts"]),
+            (&leads.into(), &parts.into())
+        );
+    }
+    assert_eq!(stack.count("SELECT count(*) FROM leads").await, 40);
+}
