@@ -150,7 +150,7 @@ fn created_by(given: Option<String>, names_the_caller: bool) -> Result<Option<St
     if given.is_some() || names_the_caller {
         return Ok(given);
     }
-    ["USER", "USERNAME"]
+    ["USER", "USERNAME", "LOGNAME"]
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
         .map(Some)

@@ -2,7 +2,7 @@
 //! documents say was processed, with stored and failed counts, the rate and the ETA.
 
 use crate::events::{Counts, Output};
-use indicatif::{ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::time::Duration;
 
 /// Shows `output`'s bar for `total` leads (in human mode; in JSON mode it stays hidden).
@@ -14,9 +14,12 @@ pub fn start(output: &Output, total: u64) {
     bar.set_draw_target(ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
-            "{bar:30.cyan/blue} {percent:>3}% {human_pos}/{human_len} leads · {msg} · {per_sec} · ETA {eta}",
+            "{bar:30.cyan/blue} {percent:>3}% {human_pos}/{human_len} leads · {msg} · {rate} · ETA {eta}",
         )
         .expect("the template is valid")
+        .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0} leads/s", state.per_sec());
+        })
         .progress_chars("█▉▊▋▌▍▎▏ "),
     );
     bar.set_length(total);
@@ -27,15 +30,21 @@ pub fn start(output: &Output, total: u64) {
 /// Moves the bar to the file's counts so far.
 pub fn update(output: &Output, counts: &Counts, parts_accepted: u32, parts: u32) {
     output.bar.set_position(counts.processed);
-    output.bar.set_message(format!(
-        "stored {} · skipped {} · failed {} · part {parts_accepted}/{parts}",
-        counts.successful, counts.skipped, counts.failed
-    ));
+    let outcome = match counts.would_import {
+        Some(would) => format!("would import {would} · would fail {}", counts.failed),
+        None => format!(
+            "stored {} · skipped {} · failed {}",
+            counts.successful, counts.skipped, counts.failed
+        ),
+    };
+    output
+        .bar
+        .set_message(format!("{outcome} · part {parts_accepted}/{parts}"));
 }
 
-/// Leaves the bar drawn at its final position.
+/// Leaves the bar drawn where the status documents put it (`finish` would fill it).
 pub fn finish(output: &Output) {
     if !output.json() {
-        output.bar.finish();
+        output.bar.abandon();
     }
 }

@@ -202,15 +202,18 @@ fn split_csv<F: FnMut(Part) -> Result<(), Failure>>(
     utf8: &mut bool,
 ) -> Result<(), Failure> {
     let bad_csv = |e: csv::Error| bad_input(format!("the CSV cannot be read: {e}"));
-    let first = text
-        .fill_buf()
+    // The header line is read apart to find its delimiter (a decoder's first reads may be a
+    // few bytes only), then read again as the CSV's first record.
+    let mut head = Vec::new();
+    text.take(1 << 16)
+        .read_until(b'\n', &mut head)
         .map_err(|e| bad_input(format!("the file cannot be read: {e}")))?;
-    let delimiter = detect_delimiter(first);
+    let delimiter = detect_delimiter(&head);
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
-        .from_reader(text);
+        .from_reader(io::Cursor::new(head).chain(text));
     let mut writer = csv::WriterBuilder::new();
     writer.flexible(true);
     let mut record = ByteRecord::new();
@@ -222,6 +225,14 @@ fn split_csv<F: FnMut(Part) -> Result<(), Failure>>(
     *utf8 &= std::str::from_utf8(record.as_slice()).is_ok();
     cutter.prefix = csv_line(&writer, &record)?;
     while reader.read_byte_record(&mut record).map_err(bad_csv)? {
+        // A record of blank cells (`;;;`, as spreadsheets end a sheet) is no lead: the server
+        // skips it too, and counting it would leave the bar short of its end.
+        if record
+            .iter()
+            .all(|cell| cell.iter().all(u8::is_ascii_whitespace))
+        {
+            continue;
+        }
         *utf8 &= std::str::from_utf8(record.as_slice()).is_ok();
         let line = csv_line(&writer, &record)?;
         let at = record.position().map_or(0, |p| p.line());
@@ -361,7 +372,7 @@ mod tests {
 
     #[test]
     fn csv_parts_repeat_the_header_and_keep_quoted_newlines() {
-        let text = "\u{feff}Name;E-mail\r\n\"Doe; John\";j@x.io\r\n\"multi\nline\";m@x.io\r\n\r\nAnn;a@x.io\r\n";
+        let text = "\u{feff}Name;E-mail\r\n\"Doe; John\";j@x.io\r\n\"multi\nline\";m@x.io\r\n\r\n ; \r\nAnn;a@x.io\r\n";
         let (split, bodies) = split_text("leads.csv", text.as_bytes(), TWO);
         assert_eq!(split.parts, [2, 1]);
         assert!(split.utf8);
@@ -442,6 +453,43 @@ mod tests {
             };
             let err = split(&path, Format::of(&path), limits, |_| Ok(())).unwrap_err();
             assert!(err.to_string().contains(expected), "{name}: {err}");
+        }
+    }
+
+    /// The exports of the server's CSV tests: each part starts with their columns, with `,`.
+    #[test]
+    fn spreadsheet_exports_split_with_their_columns() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tests/fixtures");
+        for (name, header, utf8) in [
+            (
+                "excel-utf8-bom-crlf.csv",
+                "Full Name,E-mail,Phone,Lead Status,Lead Source,Company\n",
+                true,
+            ),
+            (
+                "excel-unicode-text-utf16le.txt",
+                "First Name,Last Name,Email Address,Mobile\n",
+                true,
+            ),
+            (
+                "windows-1252-semicolon.csv",
+                " Name , EMAIL ,Phone Number ,  lead_status\n",
+                false,
+            ),
+        ] {
+            let mut first = None;
+            let read = split(&fixtures.join(name), Format::Csv, TWO, |part| {
+                first.get_or_insert(part.body);
+                Ok(())
+            })
+            .unwrap();
+            let first = first.unwrap();
+            assert!(
+                first.starts_with(header.as_bytes()),
+                "{name}: {}",
+                String::from_utf8_lossy(&first)
+            );
+            assert_eq!(read.utf8, utf8, "{name}");
         }
     }
 
