@@ -28,8 +28,19 @@ extern "C" fn stop_servers() {
     }
 }
 
+/// `TEST_REDIS_URL` and `TEST_DATABASE_URL` (a URL of the `postgres` database) when set, as
+/// for the other test binaries (docs/testing.md); else private servers.
 fn servers() -> &'static ServerUrls {
     URLS.get_or_init(|| {
+        if let (Ok(redis), Ok(postgres_admin)) = (
+            std::env::var("TEST_REDIS_URL"),
+            std::env::var("TEST_DATABASE_URL"),
+        ) {
+            return ServerUrls {
+                redis,
+                postgres_admin,
+            };
+        }
         // Started from a thread that lives as long as the process: the servers die with the
         // thread that started them (PR_SET_PDEATHSIG), and a test's own thread ends with it.
         let (tx, rx) = std::sync::mpsc::channel();
