@@ -7,8 +7,16 @@ use crate::auth::Auth;
 use crate::events::{Event, Output};
 use crate::failure::{Failure, Problem, bad_input};
 use bytes::Bytes;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, Response, StatusCode, Url};
 use std::time::Duration;
+
+/// Everything but RFC 3986's unreserved characters is escaped in a query.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// The first retry's delay; each next one doubles, up to [`MAX_DELAY`].
 const FIRST_DELAY: Duration = Duration::from_millis(500);
@@ -71,11 +79,18 @@ impl Client {
         &self.auth
     }
 
-    /// `path` (starting with `/`) under the base URL, with `query` pairs.
+    /// `path` (starting with `/`) under the base URL, with `query` pairs. Every character but
+    /// RFC 3986's unreserved ones is escaped: a space is `%20`, not the form encoding's `+`,
+    /// which SigV4 signers and verifiers do not all read alike.
     pub fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
         let mut url = Url::parse(&format!("{}{path}", self.base)).expect("the base URL parses");
         if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
+            let escape = |text: &str| utf8_percent_encode(text, UNRESERVED).to_string();
+            let pairs: Vec<String> = query
+                .iter()
+                .map(|(name, value)| format!("{}={}", escape(name), escape(value)))
+                .collect();
+            url.set_query(Some(&pairs.join("&")));
         }
         url
     }

@@ -265,7 +265,18 @@ async fn send_part(
         repeat: Repeat::Safe,
     };
     let (part_no, leads) = (part.number, part.leads);
-    let (status, value): (StatusCode, serde_json::Value) = client.json(&request).await?;
+    let (status, value): (StatusCode, serde_json::Value) =
+        client
+            .json(&request)
+            .await
+            .map_err(|failure| match failure {
+                // The deployment takes fewer leads per import than the parts hold.
+                Failure::Refused(mut problem) if problem.status == 413 => {
+                    problem.detail.push_str(" (a smaller --part-size fits)");
+                    Failure::Refused(problem)
+                }
+                other => other,
+            })?;
     let unexpected = |e: serde_json::Error| {
         Failure::Unreachable(format!(
             "the API's answer to part {part_no} is not the contract's: {e}"

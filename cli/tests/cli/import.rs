@@ -171,3 +171,66 @@ async fn json_arrays_and_json_lines_import_like_csv() {
     }
     assert_eq!(stack.count("SELECT count(*) FROM leads").await, 40);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_names_the_columns_the_aliases_do_not_know() {
+    let stack = Stack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crm.csv");
+    std::fs::write(
+        &file,
+        "Contact,Work Mail,Notes\nAnn Lee,ann@example.com,x\nBo Chen,bo@example.com,y\n",
+    )
+    .unwrap();
+    let file = path_str(&file);
+    let without = stack.run(&["import", file, "--created-by", "ann"]).await;
+    assert_eq!(without.code, Some(3), "no email column: {}", without.stderr);
+    let run = stack
+        .run(&[
+            "import",
+            file,
+            "--created-by",
+            "ann",
+            "--mapping",
+            "Contact=fullName",
+            "--mapping",
+            "Work Mail=email",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.last()["created"], 2);
+    let names: Vec<String> = sqlx::query_scalar("SELECT full_name FROM leads ORDER BY email")
+        .fetch_all(&stack.db)
+        .await
+        .unwrap();
+    assert_eq!(names, ["Ann Lee", "Bo Chen"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_larger_than_the_deployment_takes_are_refused_with_a_hint() {
+    let stack = Stack::start_with(&[("MAX_LEADS_PER_IMPORT", "100")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_csv(dir.path(), "export.csv", 150, &[]);
+    let run = stack
+        .run(&["import", path_str(&file), "--created-by", "ann"])
+        .await;
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert_eq!(run.last()["title"], "Too many leads");
+    assert!(
+        run.stderr.contains("a smaller --part-size fits"),
+        "{}",
+        run.stderr
+    );
+    let run = stack
+        .run(&[
+            "import",
+            path_str(&file),
+            "--created-by",
+            "ann",
+            "--part-size",
+            "100",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(stack.count("SELECT count(*) FROM leads").await, 150);
+}

@@ -175,3 +175,42 @@ async fn a_refusal_is_its_problems_title_and_detail_and_a_bad_file_is_said() {
     assert_eq!(retries, 2, "{said}");
     assert!(!said.contains("secret-token-value"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_api_is_retried_after_its_retry_after_and_said() {
+    let stack = Stack::with_postgres_down().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_csv(dir.path(), "export.csv", 10, &[]);
+    let run = stack
+        .run(&[
+            "--retries",
+            "1",
+            "import",
+            path_str(&file),
+            "--created-by",
+            "ann",
+        ])
+        .await;
+    assert_eq!(run.code, Some(4), "{}", run.stderr);
+    let retries = run.named("retry");
+    assert_eq!(retries.len(), 1, "{:?}", run.events);
+    assert_eq!(
+        (&retries[0]["attempt"], &retries[0]["of"]),
+        (&2.into(), &2.into())
+    );
+    assert_eq!(retries[0]["delaySeconds"], 5.0, "the answer's Retry-After");
+    assert!(
+        retries[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Service unavailable"),
+        "{}",
+        retries[0]
+    );
+    assert_eq!(run.last()["event"], "error");
+    assert!(
+        run.stderr.contains("gave up after 2 attempt(s)"),
+        "{}",
+        run.stderr
+    );
+}

@@ -73,32 +73,61 @@ pub struct Stack {
 impl Stack {
     /// The whole local run: API and drain loop.
     pub async fn start() -> Stack {
-        Self::serve(true).await
+        Self::serve(true, &[]).await
+    }
+
+    /// The whole local run, configured by `overrides` (environment-style pairs).
+    pub async fn start_with(overrides: &[(&'static str, &str)]) -> Stack {
+        Self::serve(true, overrides).await
     }
 
     /// The API alone: imports are accepted and stay pending until [`Stack::start_drain`].
     pub async fn without_drain() -> Stack {
-        Self::serve(false).await
+        Self::serve(false, &[]).await
     }
 
-    async fn serve(drain: bool) -> Stack {
+    async fn serve(drain: bool, overrides: &[(&'static str, &str)]) -> Stack {
         let urls = servers();
         let name = format!("cli{}", uuid::Uuid::new_v4().simple());
         create_database(&urls.postgres_admin, &name)
             .await
             .expect("create the test database");
         let database_url = format!("{}/{name}", urls.postgres_admin.rsplit_once('/').unwrap().0);
-        let vars = HashMap::from([
+        let mut vars = HashMap::from([
             ("REDIS_URL", urls.redis.clone()),
             ("DATABASE_URL", database_url),
             ("REDIS_KEY_PREFIX", format!("{name}:")),
             ("BLOCK_TIMEOUT", "0".to_owned()),
             ("DRAIN_INTERVAL_MS", "200".to_owned()),
         ]);
+        vars.extend(overrides.iter().map(|(k, v)| (*k, v.to_string())));
         let app = App::from_lookup(|k| vars.get(k).cloned())
             .await
             .expect("the test app");
         app.store.migrate().await.expect("migrations");
+        Self::listen(app, drain).await
+    }
+
+    /// The API on a Postgres that nothing answers: every import is `503` with `Retry-After`.
+    pub async fn with_postgres_down() -> Stack {
+        let vars = HashMap::from([
+            ("REDIS_URL", servers().redis.clone()),
+            (
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:1/gone".to_owned(),
+            ),
+            (
+                "REDIS_KEY_PREFIX",
+                format!("cli{}:", uuid::Uuid::new_v4().simple()),
+            ),
+        ]);
+        let app = App::from_lookup(|k| vars.get(k).cloned())
+            .await
+            .expect("the test app");
+        Self::listen(app, false).await
+    }
+
+    async fn listen(app: App, drain: bool) -> Stack {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, stop) = oneshot::channel::<()>();
