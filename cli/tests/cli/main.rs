@@ -4,6 +4,7 @@
 //! `follow.rs` uses #15's endpoints (errors report, list, cancel, retry) by the names of that
 //! issue's contract.
 
+mod auth;
 mod follow;
 mod import;
 mod output;
