@@ -14,6 +14,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// The API's base URL (a stack's `ApiUrl` output works as is).
     #[arg(

@@ -54,6 +54,7 @@ pub async fn run(client: Client, output: Output, args: ImportArgs) -> Result<i32
     let path = args.file;
     let file = path.display().to_string();
 
+    progress::reading(&output, &file);
     let plan = read(path.clone(), format, limits, |_| Ok(())).await?;
     if !plan.utf8 {
         options.csv_type = "text/csv; charset=windows-1252";

@@ -16,13 +16,16 @@ use args::{Cli, Command};
 use clap::{CommandFactory as _, Parser as _};
 use events::{Event, Output};
 use failure::Failure;
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
-        clap_complete::generate(shell, &mut Cli::command(), "leads", &mut std::io::stdout());
+        // Written whole, so that a closed pipe (`leads completions bash | head`) is no panic.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "leads", &mut script);
+        let _ = std::io::stdout().write_all(&script);
         return ExitCode::SUCCESS;
     }
     let output = Output::new(cli.global.json || !std::io::stdout().is_terminal());
@@ -69,7 +72,8 @@ async fn run(cli: Cli, output: Output) -> Result<i32, Failure> {
 
 /// A failure on standard error, and as an `error` event for a script.
 fn report(output: &Output, failure: &Failure) {
-    output.bar.abandon();
+    // The error takes the bar's place (the summary would have been below it).
+    output.bar.finish_and_clear();
     let (title, detail) = failure.parts();
     output.event(&Event::Error {
         title: &title,

@@ -5,13 +5,24 @@ use crate::events::{Counts, Output};
 use indicatif::{ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::time::Duration;
 
+/// A spinner while the file is read a first time (counted and hashed), before any request.
+pub fn reading(output: &Output, file: &str) {
+    if output.json() {
+        return;
+    }
+    let bar = &output.bar;
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("the template is valid"));
+    bar.set_message(format!("reading {file}"));
+    bar.enable_steady_tick(Duration::from_millis(200));
+}
+
 /// Shows `output`'s bar for `total` leads (in human mode; in JSON mode it stays hidden).
 pub fn start(output: &Output, total: u64) {
     if output.json() {
         return;
     }
     let bar = &output.bar;
-    bar.set_draw_target(ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
             "{bar:30.cyan/blue} {percent:>3}% {human_pos}/{human_len} leads · {msg} · {rate} · ETA {eta}",
@@ -24,7 +35,8 @@ pub fn start(output: &Output, total: u64) {
     );
     bar.set_length(total);
     bar.set_message("starting");
-    bar.enable_steady_tick(Duration::from_millis(200));
+    // The rate and ETA count from here, not from the first read.
+    bar.reset();
 }
 
 /// Moves the bar to the file's counts so far.
@@ -46,5 +58,9 @@ pub fn update(output: &Output, counts: &Counts, parts_accepted: u32, parts: u32)
 pub fn finish(output: &Output) {
     if !output.json() {
         output.bar.abandon();
+        // Drawn for good: what is said next goes below it (indicatif leaves the cursor at the
+        // bar's end), not around a redrawn bar.
+        output.bar.set_draw_target(ProgressDrawTarget::hidden());
+        eprintln!();
     }
 }
