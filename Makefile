@@ -17,7 +17,7 @@ include mk/deploy.mk
 ## Postgres unless REDIS_URL / DATABASE_URL are set. Ctrl-C stops everything.
 run: deps
 	$(CARGO) build -p leads-local
-	"$${CARGO_TARGET_DIR:-target}/debug/leads-local"
+	DEFAULT_CREATED_BY="$${DEFAULT_CREATED_BY:-$${USER:-local}}" "$${CARGO_TARGET_DIR:-target}/debug/leads-local"
 
 ## check: formatting, clippy, the docs' links and the unit tests; no servers, no network.
 check: fmt clippy docs unit-fast

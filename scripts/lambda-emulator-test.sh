@@ -50,6 +50,10 @@ expect "import-fn answers a retry with 200" "$(invoke import-fn import-seed.json
 expect "import-fn refuses malformed JSON with a problem" "$(invoke import-fn import-bad-json.json)" '"statusCode":400'
 expect "import-fn refuses a form-encoded body" "$(invoke import-fn import-form-encoded.json)" '"statusCode":415'
 expect "drain-fn runs again on the same environment" "$(invoke drain-fn drain-scheduled.json)" '"entries":0'
+# A CSV export in API Gateway's event, updating the seed's lead (onExisting=update) and adding one.
+expect "import-fn accepts a CSV export with onExisting=update" "$(invoke import-fn import-csv-update.json)" '"statusCode":202'
+expect "drain-fn stores and updates its leads" "$(invoke drain-fn drain-scheduled.json)" '"leadsStored":2'
+expect "status-fn counts one created and one updated" "$(invoke status-fn status-csv-update.json)" '\"created\":1,\"updated\":1'
 # The body limit, with events of the real size. A body of MAX_BODY_BYTES, and one byte more, in
 # an API Gateway v2 event (the seed event's headers and context), JSON-escaped as text and
 # base64-encoded (isBase64Encoded, as API Gateway sends a type it takes as binary): each event is
@@ -94,7 +98,7 @@ expect "a 4.8 MB body in base64 is an event over Lambda's limit" "$(under_lambda
 expect "the emulator delivers it all the same (Lambda would not)" "$(invoke_big over-lambda-limit-base64)" '"statusCode":413'
 
 inits=$(grep -ac 'clients built for this execution environment' "$work/watch.log" || true)
-expect "clients built once per function (3 functions, 13 invocations)" "inits=$inits" "inits=3"
+expect "clients built once per function (3 functions, 16 invocations)" "inits=$inits" "inits=3"
 
 # Event-driven: a second emulator whose import-fn and drain-fn start drain-fn with the AWS
 # SDK's asynchronous Invoke (InvocationType=Event), pointed at this emulator's own Invoke API

@@ -39,9 +39,18 @@ impl Connection {
     }
 
     pub async fn post_json(&mut self, path: &str, body: Bytes) -> anyhow::Result<Answer> {
+        self.post(path, "application/json", body).await
+    }
+
+    pub async fn post(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+    ) -> anyhow::Result<Answer> {
         let request = http::Request::post(path)
             .header(http::header::HOST, &self.host)
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONTENT_TYPE, content_type)
             .body(Full::new(body))?;
         self.send(request).await
     }

@@ -19,13 +19,15 @@ pub struct Latencies {
     pub p99: f64,
 }
 
-/// Runs `requests` (by index) over `concurrency` keep-alive connections; each answer must
-/// have status `expect`.
+/// Runs `requests` (by index) over `concurrency` keep-alive connections; `make` gives each
+/// one's path and, for a POST, its body; each answer must have status `expect`. POST bodies
+/// are `content_type`.
 async fn load<F>(
     addr: SocketAddr,
     concurrency: usize,
     requests: usize,
     expect: u16,
+    content_type: &'static str,
     make: F,
 ) -> anyhow::Result<Latencies>
 where
@@ -47,7 +49,7 @@ where
                 }
                 let (body, path) = make(i);
                 let answer = match body {
-                    Some(body) => conn.post_json(&path, body).await?,
+                    Some(body) => conn.post(&path, content_type, body).await?,
                     None => conn.get(&path).await?,
                 };
                 ensure!(
@@ -79,8 +81,28 @@ pub async fn import_phase(
 ) -> anyhow::Result<Latencies> {
     let bodies: Vec<Bytes> = work.bodies.iter().map(|(_, b)| b.clone()).collect();
     let count = bodies.len();
-    load(addr, concurrency, count, 202, move |i| {
-        (Some(bodies[i].clone()), "/leads/import".to_owned())
+    load(
+        addr,
+        concurrency,
+        count,
+        202,
+        "application/json",
+        move |i| (Some(bodies[i].clone()), "/leads/import".to_owned()),
+    )
+    .await
+}
+
+/// The same leads as [`import_phase`]'s, each request as a CSV body (its ids in the query).
+pub async fn csv_import_phase(
+    addr: SocketAddr,
+    work: &Workload,
+    concurrency: usize,
+) -> anyhow::Result<Latencies> {
+    let requests = work.csv_requests()?;
+    let count = requests.len();
+    load(addr, concurrency, count, 202, "text/csv", move |i| {
+        let (path, body) = &requests[i];
+        (Some(body.clone()), path.clone())
     })
     .await
 }
@@ -105,8 +127,13 @@ pub async fn status_phase(
     }
     let ids: Vec<String> = work.bodies.iter().map(|(id, _)| id.clone()).collect();
     let requests = env_usize("BENCH_STATUS_REQUESTS", 5_000)?;
-    load(addr, concurrency, requests, 200, move |i| {
-        (None, format!("/leads/import/{}/status", ids[i % ids.len()]))
-    })
+    load(
+        addr,
+        concurrency,
+        requests,
+        200,
+        "application/json",
+        move |i| (None, format!("/leads/import/{}/status", ids[i % ids.len()])),
+    )
     .await
 }

@@ -20,6 +20,7 @@
 mod baselines;
 mod bootstraps;
 mod client;
+mod csv_import;
 mod drain;
 mod emulator;
 mod latency;
@@ -215,14 +216,31 @@ async fn run(redis: &RedisServer, postgres: &PostgresServer) -> anyhow::Result<(
         server_cpu_s(pg_port, true) - cpu_before.1,
         server_cpu_s(redis_port, false) - cpu_before.2,
     );
+    // The same leads as CSV, under the same conditions (the placeholder still registered).
+    let cpu_before_csv = local.cpu_s();
+    let csv = csv_import::csv_phase(&app, local.addr, &work, concurrency).await;
+    let csv_cpu = local.cpu_s() - cpu_before_csv;
     app.queue.unregister_drain(placeholder).await?;
-    let import = match import {
-        Ok(i) => i,
-        Err(e) => {
+    let (import, csv) = match (import, csv) {
+        (Ok(import), Ok(csv)) => (import, csv),
+        (Err(e), _) | (_, Err(e)) => {
             local.stop();
             return Err(e);
         }
     };
+    eprintln!(
+        "csv import: {n} leads in {:.2}s (p50 {:.1} ms); CPU s leads-local {csv_cpu:.2}",
+        csv.elapsed.as_secs_f64(),
+        csv.p50
+    );
+    r.set(
+        "csv_import_leads_per_s",
+        n as f64 / csv.elapsed.as_secs_f64(),
+    );
+    r.set(
+        "csv_import_leads_local_cpu_us_per_lead",
+        csv_cpu * 1e6 / n as f64,
+    );
     eprintln!(
         "import: {n} leads in {:.2}s (p50 {:.1} ms, p99 {:.1} ms); CPU s leads-local {:.2}, Postgres {:.2}, Redis {:.2}",
         import.elapsed.as_secs_f64(),
@@ -499,6 +517,10 @@ async fn run(redis: &RedisServer, postgres: &PostgresServer) -> anyhow::Result<(
     r.set(
         "import_vs_xadd",
         ratio("import_leads_per_s", "raw_xadd_leads_per_s", &r),
+    );
+    r.set(
+        "csv_vs_json_import",
+        ratio("csv_import_leads_per_s", "import_leads_per_s", &r),
     );
     // The same figures of a run of the commit before the durable payload, when given (a
     // missing or unreadable file only leaves them out).

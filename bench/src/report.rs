@@ -254,6 +254,16 @@ fn markdown(
         g("import_vs_xadd"),
         verdict(g("import_vs_xadd") >= 0.5)
     );
+    let _ = writeln!(
+        s,
+        "| CSV import (the same requests as `text/csv` bodies, ids in the query) vs the JSON import above; `leads-local` CPU {:.1} vs {:.1} µs per lead | {} leads/s | {} leads/s | {:.2} | ≥ 1: {} |",
+        g("csv_import_leads_local_cpu_us_per_lead"),
+        g("import_leads_local_cpu_us_per_lead"),
+        fmt_rate(g("csv_import_leads_per_s")),
+        fmt_rate(g("import_leads_per_s")),
+        g("csv_vs_json_import"),
+        verdict(g("csv_vs_json_import") >= 1.0)
+    );
     payload_section(&mut s, r);
     completion_section(&mut s, r);
     scaling_section(&mut s, r);

@@ -11,6 +11,7 @@ use anyhow::ensure;
 use shared::app::App;
 use shared::import::{ImportAnswer, ImportBody, accept_import};
 use shared::job::caller::Caller;
+use shared::job::csv_request::ImportOptions;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -151,7 +152,7 @@ async fn queue_backlog(app: &App, work: &Workload) -> anyhow::Result<f64> {
                     &app.kicker(),
                     app.import_limits(),
                     &Caller::Unverified,
-                    ImportBody::Json(body),
+                    ImportBody::Json(body, &ImportOptions::default()),
                 )
                 .await?;
                 ensure!(

@@ -59,6 +59,7 @@ impl Workload {
                 import_id: p.import_id.clone(),
                 seq: c.seq,
                 created_by: p.created_by.clone(),
+                on_existing: p.on_existing,
                 leads: c.leads.clone(),
             })
         })
@@ -74,6 +75,25 @@ impl Workload {
 
     pub fn rejected(&self) -> usize {
         self.plans.iter().map(|p| p.rejected.len()).sum()
+    }
+
+    /// Each request's leads as a CSV import of their own (`<id>-csv`): the path with the
+    /// query, and the body (a header line, then one record per lead, as a spreadsheet writes).
+    pub fn csv_requests(&self) -> anyhow::Result<Vec<(String, Bytes)>> {
+        const FIELDS: [&str; 5] = ["fullName", "email", "phone", "status", "source"];
+        self.bodies
+            .iter()
+            .map(|(import_id, body)| {
+                let request: Value = serde_json::from_slice(body)?;
+                let mut csv = csv::Writer::from_writer(Vec::with_capacity(body.len()));
+                csv.write_record(["Full Name", "Email", "Phone", "Lead Status", "Lead Source"])?;
+                for lead in request["leads"].as_array().into_iter().flatten() {
+                    csv.write_record(FIELDS.map(|f| lead[f].as_str().unwrap_or("")))?;
+                }
+                let path = format!("/leads/import?importId={import_id}-csv&createdBy={CREATED_BY}");
+                Ok((path, Bytes::from(csv.into_inner()?)))
+            })
+            .collect()
     }
 }
 

@@ -98,6 +98,9 @@ pub struct Accepted {
 pub struct DryRunReport {
     pub total: u64,
     pub would_import: u64,
+    /// Leads already stored that `onExisting=skip` would leave alone (newer servers).
+    #[serde(default)]
+    pub would_skip: u64,
     pub failed: u64,
 }
 
@@ -106,6 +109,7 @@ impl DryRunReport {
         Counts {
             total: self.total,
             processed: self.total,
+            skipped: self.would_skip,
             failed: self.failed,
             would_import: Some(self.would_import),
             ..Counts::default()

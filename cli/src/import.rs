@@ -452,7 +452,10 @@ impl<'a> Tracker<'a> {
         });
         let c = &part.counts;
         let counts = match c.would_import {
-            Some(would) => format!("would import {would}, would fail {}", c.failed),
+            Some(would) => format!(
+                "would import {would}, would skip {}, would fail {}",
+                c.skipped, c.failed
+            ),
             None => format!(
                 "created {} · updated {} · skipped {} · failed {}",
                 c.created, c.updated, c.skipped, c.failed
@@ -518,8 +521,8 @@ impl<'a> Tracker<'a> {
         });
         let outcome = match total.would_import {
             Some(would) => format!(
-                "dry run, nothing stored: would import {would}, would fail {}",
-                total.failed
+                "dry run, nothing stored: would import {would}, would skip {}, would fail {}",
+                total.skipped, total.failed
             ),
             None => format!(
                 "created {} · updated {} · skipped {} · failed {}",

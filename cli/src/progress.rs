@@ -43,7 +43,10 @@ pub fn start(output: &Output, total: u64) {
 pub fn update(output: &Output, counts: &Counts, parts_accepted: u32, parts: u32) {
     output.bar.set_position(counts.processed);
     let outcome = match counts.would_import {
-        Some(would) => format!("would import {would} · would fail {}", counts.failed),
+        Some(would) => format!(
+            "would import {would} · would skip {} · would fail {}",
+            counts.skipped, counts.failed
+        ),
         None => format!(
             "stored {} · skipped {} · failed {}",
             counts.successful, counts.skipped, counts.failed

@@ -459,7 +459,7 @@ mod tests {
     /// The exports of the server's CSV tests: each part starts with their columns, with `,`.
     #[test]
     fn spreadsheet_exports_split_with_their_columns() {
-        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tests/fixtures");
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
         for (name, header, utf8) in [
             (
                 "excel-utf8-bom-crlf.csv",

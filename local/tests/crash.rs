@@ -1,100 +1,32 @@
 //! `leads-local` killed with SIGKILL in the middle of a 50,000-lead import, twice, and started
 //! again: when every job is done, each lead is stored once or listed once with a reason, the
 //! counts equal the table, and nothing is left pending (the invariant docs/guarantees.md states).
+//! The first job updates leads stored before (`onExisting=update`), so the kills land in its
+//! updates too: it ends with every existing lead updated exactly once and none created.
+
+mod support;
 
 use local_servers::{PostgresServer, RedisServer, create_database};
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{Local, free_port, http};
+
+/// Slow enough that the test sees the import half done.
+const SLOW: &[(&str, &str)] = &[
+    ("CLAIM_IDLE_MS", "1000"),
+    ("DRAIN_INTERVAL_MS", "100"),
+    ("DRAIN_READ_COUNT", "4"),
+    ("BATCH_DELAY", "20"),
+];
 
 const JOBS: usize = 5;
 const LEADS_PER_JOB: usize = 10_000;
 /// Every 100th lead has an invalid email: 9,900 valid leads per job.
 const VALID_PER_JOB: i64 = 9_900;
+/// The job that updates the leads of an earlier import instead of creating its own.
+const UPDATE_JOB: usize = 0;
 
-/// A running `leads-local`, killed with SIGKILL when dropped (a failing test leaves nothing).
-struct Local(Child);
-
-impl Local {
-    fn start(port: u16, redis_url: &str, database_url: &str, log: &std::path::Path) -> Local {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_leads-local"))
-            .env("REDIS_URL", redis_url)
-            .env("DATABASE_URL", database_url)
-            .env("PORT", port.to_string())
-            .env("CLAIM_IDLE_MS", "1000")
-            .env("DRAIN_INTERVAL_MS", "100")
-            // Slow enough that the test sees the import half done.
-            .env("DRAIN_READ_COUNT", "4")
-            .env("BATCH_DELAY", "20")
-            .env_remove("REDIS_KEY_PREFIX")
-            .env_remove("CONSUMER_NAME")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start leads-local");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "leads-local did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Local(child)
-    }
-
-    /// SIGKILL: no shutdown code runs, as when a machine or container dies.
-    fn kill(mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// One HTTP/1.1 request; returns the status code and the JSON body.
-fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8(response).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(
-        !head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked"),
-        "{head}"
-    );
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let json = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-    };
-    (status, json)
-}
-
-fn leads(job: usize) -> Vec<Value> {
+fn leads(job: usize, name: &str) -> Vec<Value> {
     (0..LEADS_PER_JOB)
         .map(|i| {
             let email = if i % 100 == 99 {
@@ -102,7 +34,7 @@ fn leads(job: usize) -> Vec<Value> {
             } else {
                 format!("lead{i}@crash{job}.example.com")
             };
-            json!({"fullName": format!("Lead {i}"), "email": email, "phone": "+1 555 010 0000"})
+            json!({"fullName": format!("{name} {i}"), "email": email, "phone": "+1 555 010 0000"})
         })
         .collect()
 }
@@ -114,11 +46,19 @@ async fn stored(db: &sqlx::PgPool) -> i64 {
         .unwrap()
 }
 
-/// Waits until at least `at_least` leads are stored, polling every 10 ms.
-async fn wait_for_rows(db: &sqlx::PgPool, at_least: i64) -> i64 {
+/// Leads created plus leads updated: how far the drain has come.
+async fn writes(db: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) + count(updated_by_import) FROM leads")
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+/// Waits until at least `at_least` writes are done, polling every 10 ms.
+async fn wait_for_writes(db: &sqlx::PgPool, at_least: i64) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let n = stored(db).await;
+        let n = writes(db).await;
         if n >= at_least {
             return n;
         }
@@ -136,39 +76,52 @@ async fn leads_local_killed_mid_import_loses_nothing_and_doubles_nothing() {
         .await
         .unwrap();
     let database_url = postgres.url("leads");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let log = std::env::temp_dir().join(format!("leads-local-crash-{port}.log"));
+    // Rows at the end: the earlier import's, then every job's but the update job's.
     let total = VALID_PER_JOB * JOBS as i64;
 
-    let local = Local::start(port, &redis.url(), &database_url, &log);
-    for job in 0..JOBS {
-        let body =
-            json!({"importId": format!("crash-{job}"), "leads": leads(job), "createdBy": "u1"});
-        let (status, answer) = http(port, "POST", "/leads/import", Some(&body.to_string()));
-        assert_eq!(status, 202, "{answer}");
-    }
+    let local = Local::start(port, &redis.url(), &database_url, &log, SLOW);
     let db = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
         .connect(&database_url)
         .await
         .unwrap();
+    // The leads the update job will update, stored first.
+    let body =
+        json!({"importId": "before", "leads": leads(UPDATE_JOB, "Old Lead"), "createdBy": "u0"});
+    let (status, answer) = http(port, "POST", "/leads/import", Some(&body.to_string()));
+    assert_eq!(status, 202, "{answer}");
+    wait_for_writes(&db, VALID_PER_JOB).await;
+    let post = |job: usize| {
+        let mut body = json!({"importId": format!("crash-{job}"), "leads": leads(job, "Lead"), "createdBy": "u1"});
+        if job == UPDATE_JOB {
+            body["onExisting"] = "update".into();
+        }
+        let (status, answer) = http(port, "POST", "/leads/import", Some(&body.to_string()));
+        assert_eq!(status, 202, "{answer}");
+    };
 
-    // Killed twice in the middle of the drain, started again each time.
+    // Killed twice in the middle of the drain, started again each time: first in the middle
+    // of the update job's updates (the other jobs are posted after), then a few milliseconds
+    // after a commit: between COMMIT and XACK, or in the next batch's transaction.
+    post(UPDATE_JOB);
     let mut local = Some(local);
-    // The second kill lands a few milliseconds after a commit: between COMMIT and XACK, or
-    // in the next batch's transaction.
-    for (at_least, delay_ms) in [(10_000, 0), (30_000, 7)] {
-        let seen = wait_for_rows(&db, at_least).await;
+    let all_writes = VALID_PER_JOB * (JOBS as i64 + 1);
+    for (at_least, delay_ms, below) in [
+        (VALID_PER_JOB + 3_000, 0, 2 * VALID_PER_JOB),
+        (VALID_PER_JOB + 30_000, 7, all_writes),
+    ] {
+        let seen = wait_for_writes(&db, at_least).await;
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         local.take().unwrap().kill();
-        let at_kill = stored(&db).await;
-        eprintln!("killed leads-local with {seen}..{at_kill} of {total} leads stored");
-        assert!(at_kill < total, "killed before the import finished");
-        local = Some(Local::start(port, &redis.url(), &database_url, &log));
+        let at_kill = writes(&db).await;
+        eprintln!("killed leads-local with {seen}..{at_kill} of {all_writes} writes done");
+        assert!(at_kill < below, "killed before that part was done");
+        local = Some(Local::start(port, &redis.url(), &database_url, &log, SLOW));
+        if below < all_writes {
+            (0..JOBS).filter(|&job| job != UPDATE_JOB).for_each(post);
+        }
     }
 
     // Every job finishes (bounded wait), then the invariant holds exactly.
@@ -198,20 +151,34 @@ async fn leads_local_killed_mid_import_loses_nothing_and_doubles_nothing() {
         }
     }
     for (job, doc) in docs.iter().enumerate() {
-        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM leads WHERE import_id = $1")
-            .bind(format!("crash-{job}"))
-            .fetch_one(&db)
-            .await
-            .unwrap();
+        let (rows, updated): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE import_id = $1), count(*) FILTER (WHERE updated_by_import = $1 AND full_name LIKE 'Lead %') FROM leads",
+        )
+        .bind(format!("crash-{job}"))
+        .fetch_one(&db)
+        .await
+        .unwrap();
         let progress = &doc["progress"];
         assert_eq!(doc["status"], "completed", "{doc}");
         assert_eq!(progress["total"], LEADS_PER_JOB as u64);
         assert_eq!(
-            progress["successful"].as_i64().unwrap(),
+            progress["created"].as_i64().unwrap(),
             rows,
-            "rows = successful"
+            "rows = created"
         );
-        assert_eq!(rows, VALID_PER_JOB);
+        assert_eq!(
+            progress["updated"].as_i64().unwrap(),
+            updated,
+            "updated rows = updated"
+        );
+        assert_eq!(progress["skipped"], 0);
+        let (created, updated) = if job == UPDATE_JOB {
+            (0, VALID_PER_JOB)
+        } else {
+            (VALID_PER_JOB, 0)
+        };
+        assert_eq!((rows, updated), (created, updated), "job {job}");
+        assert_eq!(progress["successful"].as_i64().unwrap(), VALID_PER_JOB);
         let errors = progress["errors"].as_array().unwrap();
         assert_eq!(errors.len() as u64, progress["failed"].as_u64().unwrap());
         let indexes: Vec<u64> = errors

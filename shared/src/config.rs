@@ -202,6 +202,11 @@ pub const VARIABLES: &[Variable] = &[
         "longest an import waits for Lambda to take its drain kick; past it the schedule picks \
          the job up",
     ),
+    Variable::new(
+        "DEFAULT_CREATED_BY",
+        "",
+        "without an authorizer only: the `createdBy` of a CSV import (or form upload) that names          none, so that `curl -F file=@leads.csv` works against the local run (`make run` sets          it to your user name); empty: such an import is `400`. Behind an authorizer the          caller's identity is used",
+    ),
     Variable::new("PORT", "3000", "the local run's port"),
     Variable::new(
         "DRAIN_INTERVAL_MS",
@@ -263,6 +268,8 @@ pub struct Config {
     pub consumer_name: String,
     /// `REDIS_KEY_PREFIX`; in cluster mode it holds a hash tag (checked here).
     pub key_prefix: String,
+    /// `DEFAULT_CREATED_BY`; `None` when empty.
+    pub default_created_by: Option<String>,
     /// `PORT`.
     pub port: u16,
     /// `DRAIN_INTERVAL_MS`.
@@ -374,6 +381,7 @@ impl Config {
             drain_parallel_batches: number("DRAIN_PARALLEL_BATCHES", 1)? as usize,
             consumer_name,
             key_prefix,
+            default_created_by: var("DEFAULT_CREATED_BY"),
             port: u16::try_from(port).map_err(|_| ConfigError {
                 name: "PORT",
                 expected: "a port number",

@@ -15,10 +15,10 @@
 //! |                                | if it was not yet                                   |
 //! | Postgres unreachable           | `Unavailable` (503): nothing accepted; retry        |
 
-use crate::domain::CreatedBy;
 use crate::domain::ImportId;
+use crate::domain::{CreatedBy, OnExisting};
 use crate::job::caller::{Caller, UnusableIdentity};
-use crate::job::csv_request::{ColumnMapping, CsvImport, CsvOptions};
+use crate::job::csv_request::{ColumnMapping, CsvImport, ImportOptions};
 use crate::job::plan::ImportPlan;
 use crate::job::request::{ImportRequest, RequestError};
 use crate::job::status::{JobSnapshot, JobState, JobStatus};
@@ -47,6 +47,8 @@ pub enum ImportAnswer {
     },
     /// The same request was accepted before (200): the job's current status.
     AlreadyAccepted(JobStatus),
+    /// The request asked for a dry run (200): what the import would do; nothing written.
+    DryRun(DryRunReport),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,11 +70,12 @@ pub enum ImportError {
 /// An import's body with its format: what the `Content-Type` said it is.
 #[derive(Debug, Clone, Copy)]
 pub enum ImportBody<'a> {
-    /// `application/json`: the request object, ids included.
-    Json(&'a [u8]),
+    /// `application/json`: the request object, ids included; the query may say `onExisting`
+    /// when the body does not.
+    Json(&'a [u8], &'a ImportOptions),
     /// `text/csv`: a header line and one lead per record; the ids and the reading options
     /// come from the query and the `charset` parameter.
-    Csv(&'a [u8], &'a CsvOptions),
+    Csv(&'a [u8], &'a ImportOptions),
 }
 
 impl ImportBody<'_> {
@@ -84,17 +87,45 @@ impl ImportBody<'_> {
         caller: Option<&CreatedBy>,
     ) -> Result<(ImportRequest, Option<ColumnMapping>), RequestError> {
         match self {
-            ImportBody::Json(body) => {
-                ImportRequest::parse_as(body, max_leads, caller).map(|request| (request, None))
+            ImportBody::Json(body, options) => {
+                let mut request = ImportRequest::parse_as(body, max_leads, caller)?;
+                let mut errors = Vec::new();
+                let from_query = options.on_existing(&mut errors);
+                match (request.on_existing, from_query) {
+                    (Some(body), Some(query)) if body != query => {
+                        return Err(RequestError::invalid(
+                            "onExisting differs between the body and the query",
+                            vec![crate::job::request::param(
+                                "/onExisting",
+                                "name it once, in the body",
+                            )],
+                        ));
+                    }
+                    (None, query) => request.on_existing = query,
+                    _ => {}
+                }
+                if !errors.is_empty() {
+                    return Err(RequestError::invalid(
+                        "the import request is invalid",
+                        errors,
+                    ));
+                }
+                request.dry_run |= options.dry_run;
+                Ok((request, None))
             }
             ImportBody::Csv(body, options) => CsvImport::parse(body, options, max_leads, caller)
-                .map(|csv| (csv.request, Some(csv.mapping))),
+                .map(|csv| {
+                    let mut request = csv.request;
+                    request.dry_run |= options.dry_run;
+                    (request, Some(csv.mapping))
+                }),
         }
     }
 }
 
 /// Accepts the `body` sent by `caller`; once its entries are queued, `kicker` starts a drain
-/// for them.
+/// for them. When the request asks for a dry run (`dryRun`, in a JSON body or the query),
+/// judges it instead, writing nothing.
 pub async fn accept_import(
     records: &impl JobRecords,
     queue: &impl JobQueue,
@@ -105,6 +136,11 @@ pub async fn accept_import(
     body: ImportBody<'_>,
 ) -> Result<ImportAnswer, ImportError> {
     let (request, mapping) = body.parse(limits.max_leads, caller.created_by()?.as_ref())?;
+    if request.dry_run {
+        return dry_run(records, limits, request, mapping)
+            .await
+            .map(ImportAnswer::DryRun);
+    }
     let plan = ImportPlan::new(request, limits.batch_size);
     let import_id = plan.import_id.clone();
     let now = OffsetDateTime::now_utc();
@@ -133,6 +169,7 @@ pub async fn accept_import(
         JobInsert::Created => JobSnapshot {
             import_id: import_id.to_string(),
             created_by: plan.created_by.as_str().to_owned(),
+            on_existing: plan.on_existing,
             total: plan.total,
             chunks: plan.chunks.len() as u32,
             created_at: now,
@@ -162,8 +199,16 @@ pub struct DryRunReport {
     /// Always `true`: tells this document from a job's status.
     pub dry_run: bool,
     pub total: u64,
-    /// Leads that would be stored (if no other import stores their email first).
+    /// What the import would do with leads already stored: `fail`, `skip` or `update`.
+    #[serde(serialize_with = "on_existing_name")]
+    pub on_existing: OnExisting,
+    /// Leads that would be stored, created or updated (if no other import stores their email
+    /// first): `wouldCreate + wouldUpdate`.
     pub would_import: u64,
+    pub would_create: u64,
+    pub would_update: u64,
+    /// Leads already stored that `onExisting=skip` would leave alone.
+    pub would_skip: u64,
     pub failed: u64,
     /// How many leads fail with each code.
     pub failed_by_code: std::collections::BTreeMap<String, u64>,
@@ -174,15 +219,18 @@ pub struct DryRunReport {
     pub mapping: Option<ColumnMapping>,
 }
 
-/// Judges `body` as [`accept_import`] would, under the same limits, and checks its valid
+fn on_existing_name<S: serde::Serializer>(mode: &OnExisting, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(mode.as_str())
+}
+
+/// Judges `request` as [`accept_import`] would, under the same limits, and checks its valid
 /// leads' emails against the `leads` table (one query); records, queues and stores nothing.
-pub async fn dry_run(
+async fn dry_run(
     records: &impl JobRecords,
     limits: ImportLimits,
-    caller: &Caller,
-    body: ImportBody<'_>,
+    request: ImportRequest,
+    mapping: Option<ColumnMapping>,
 ) -> Result<DryRunReport, ImportError> {
-    let (request, mapping) = body.parse(limits.max_leads, caller.created_by()?.as_ref())?;
     let plan = ImportPlan::new(request, limits.batch_size.max(1));
     let valid: Vec<&crate::job::plan::IndexedLead> =
         plan.chunks.iter().flat_map(|c| &c.leads).collect();
@@ -191,23 +239,38 @@ pub async fn dry_run(
         .existing_emails(&emails)
         .await
         .map_err(unavailable("check the emails"))?;
+    let stored: Vec<&&crate::job::plan::IndexedLead> = valid
+        .iter()
+        .filter(|l| existing.contains(l.lead.email.as_str()))
+        .collect();
     let mut errors = plan.rejected;
-    errors.extend(
-        valid
-            .iter()
-            .filter(|l| existing.contains(l.lead.email.as_str()))
-            .map(|l| crate::job::status::LeadError::email_exists(l.index).at_line(l.line)),
-    );
+    let (would_update, would_skip) = match plan.on_existing {
+        OnExisting::Fail => {
+            errors.extend(
+                stored
+                    .iter()
+                    .map(|l| crate::job::status::LeadError::email_exists(l.index).at_line(l.line)),
+            );
+            (0, 0)
+        }
+        OnExisting::Skip => (0, stored.len() as u64),
+        OnExisting::Update => (stored.len() as u64, 0),
+    };
     errors.sort_by_key(|e| e.index);
     let mut failed_by_code = std::collections::BTreeMap::new();
     for e in &errors {
         *failed_by_code.entry(e.code.clone()).or_insert(0) += 1;
     }
     let failed = errors.len() as u64;
+    let would_import = plan.total - failed - would_skip;
     Ok(DryRunReport {
         dry_run: true,
         total: plan.total,
-        would_import: plan.total - failed,
+        on_existing: plan.on_existing,
+        would_import,
+        would_create: would_import - would_update,
+        would_update,
+        would_skip,
         failed,
         failed_by_code,
         errors,
@@ -301,6 +364,11 @@ mod tests {
         }
 
         async fn import(&self, body: &[u8]) -> Result<ImportAnswer, ImportError> {
+            self.submit(ImportBody::Json(body, &ImportOptions::default()))
+                .await
+        }
+
+        async fn submit(&self, body: ImportBody<'_>) -> Result<ImportAnswer, ImportError> {
             accept_import(
                 &self.records,
                 &self.queue,
@@ -308,9 +376,17 @@ mod tests {
                 &self.kicker,
                 LIMITS,
                 &Caller::Unverified,
-                ImportBody::Json(body),
+                body,
             )
             .await
+        }
+
+        /// A dry run's report.
+        async fn judge(&self, body: ImportBody<'_>) -> Result<DryRunReport, ImportError> {
+            match self.submit(body).await? {
+                ImportAnswer::DryRun(report) => Ok(report),
+                other => panic!("a dry run was answered {other:?}"),
+            }
         }
     }
 
@@ -385,19 +461,13 @@ mod tests {
     async fn a_dry_run_judges_and_checks_emails_and_writes_nothing() {
         let stores = Stores::new();
         stores.records.store_email("b@x.io");
-        let options = CsvOptions {
+        let options = ImportOptions {
             created_by: Some("u1".into()),
-            ..CsvOptions::default()
+            dry_run: true,
+            ..ImportOptions::default()
         };
         let csv = b"Name,Email,Notes\nA,a@x.io,\"x\ny\"\nB,b@x.io,\nC,bad,\nD,A@X.IO,\n";
-        let report = dry_run(
-            &stores.records,
-            LIMITS,
-            &Caller::Unverified,
-            ImportBody::Csv(csv, &options),
-        )
-        .await
-        .unwrap();
+        let report = stores.judge(ImportBody::Csv(csv, &options)).await.unwrap();
         let errors: Vec<(u32, Option<u32>, &str)> = report
             .errors
             .iter()
@@ -423,24 +493,46 @@ mod tests {
         // The same limits as an import; and Postgres down is 503, not a report.
         let too_many = format!("email\n{}", "x@y.io\n".repeat(11));
         assert!(matches!(
-            dry_run(
-                &stores.records,
-                LIMITS,
-                &Caller::Unverified,
-                ImportBody::Csv(too_many.as_bytes(), &options)
-            )
-            .await,
+            stores
+                .judge(ImportBody::Csv(too_many.as_bytes(), &options))
+                .await,
             Err(ImportError::Request(RequestError::TooManyLeads { max: 10 }))
         ));
+        // Each choice for existing leads is judged as the drain would decide it, the same
+        // from the query or a JSON body's own dryRun.
+        for (mode, skip, update, failed) in [("skip", 1, 0, 2), ("update", 0, 1, 2)] {
+            let with_mode = ImportOptions {
+                on_existing: Some(mode.into()),
+                ..options.clone()
+            };
+            let report = stores
+                .judge(ImportBody::Csv(csv, &with_mode))
+                .await
+                .unwrap();
+            assert_eq!(
+                (report.would_skip, report.would_update, report.failed),
+                (skip, update, failed),
+                "{mode}"
+            );
+            assert_eq!(report.would_import, 1 + update);
+        }
+        let json_dry = r#"{"createdBy":"u1","dryRun":true,"onExisting":"skip","leads":[{"fullName":"B","email":"b@x.io"}]}"#;
+        let report = stores
+            .judge(ImportBody::Json(
+                json_dry.as_bytes(),
+                &ImportOptions::default(),
+            ))
+            .await
+            .unwrap();
+        assert_eq!((report.would_skip, report.would_create), (1, 0));
+        assert_eq!(stores.queue.entries(), 0);
         stores.records.fail();
+        let dry = ImportOptions {
+            dry_run: true,
+            ..ImportOptions::default()
+        };
         assert!(matches!(
-            dry_run(
-                &stores.records,
-                LIMITS,
-                &Caller::Unverified,
-                ImportBody::Json(&body("A"))
-            )
-            .await,
+            stores.judge(ImportBody::Json(&body("A"), &dry)).await,
             Err(ImportError::Unavailable { .. })
         ));
     }

@@ -116,6 +116,7 @@ pub(crate) mod fakes {
         JobSnapshot {
             import_id: import_id.into(),
             created_by: created_by.into(),
+            on_existing: crate::domain::OnExisting::Fail,
             total: 1,
             chunks: 0,
             created_at: datetime!(2024-01-01 0:00 UTC),
@@ -191,6 +192,7 @@ pub(crate) mod fakes {
             let snapshot = JobSnapshot {
                 import_id: plan.import_id.to_string(),
                 created_by: plan.created_by.as_str().into(),
+                on_existing: plan.on_existing,
                 total: plan.total,
                 chunks: plan.chunks.len() as u32,
                 created_at,

@@ -104,9 +104,7 @@ mod tests {
         let outcome = |seq| crate::job::status::ChunkOutcome {
             seq,
             successful: 1,
-            failed: 0,
-            dead: false,
-            errors: vec![],
+            ..Default::default()
         };
         let mut behind = snapshot("j", "u1", "from-cache");
         behind.chunks = 2;

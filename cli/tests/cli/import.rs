@@ -234,3 +234,87 @@ async fn parts_larger_than_the_deployment_takes_are_refused_with_a_hint() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(stack.count("SELECT count(*) FROM leads").await, 150);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leads_already_stored_are_skipped_or_updated_as_asked() {
+    let stack = Stack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = write_csv(dir.path(), "first.csv", 300, &[]);
+    let run = stack
+        .run(&["import", path_str(&first), "--created-by", "ann"])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    // The same emails again, with new phone numbers, and 100 new leads.
+    let again = dir.path().join("again.csv");
+    let text = std::fs::read_to_string(&first)
+        .unwrap()
+        .replace("+1555", "+1666");
+    let more: String = (300..400)
+        .map(|i| format!("Lead {i},lead{i}@example.com,+1777{i:07},NEW,WEBSITE\n"))
+        .collect();
+    std::fs::write(&again, text + &more).unwrap();
+    let again = path_str(&again);
+
+    let failing = stack.run(&["import", again, "--created-by", "ann"]).await;
+    assert_eq!(failing.code, Some(1), "onExisting=fail by default");
+    assert_eq!(
+        (&failing.last()["created"], &failing.last()["failed"]),
+        (&100.into(), &300.into())
+    );
+
+    let dry = stack
+        .run(&[
+            "import",
+            again,
+            "--created-by",
+            "ann",
+            "--on-existing",
+            "skip",
+            "--dry-run",
+        ])
+        .await;
+    assert_eq!(dry.code, Some(0), "skipping is no failure: {}", dry.stderr);
+    // The 100 new leads were created by the run that failed the others.
+    assert_eq!(
+        (&dry.last()["skipped"], &dry.last()["failed"]),
+        (&400.into(), &0.into())
+    );
+
+    let skipped = stack
+        .run(&[
+            "import",
+            again,
+            "--created-by",
+            "ann",
+            "--on-existing",
+            "skip",
+        ])
+        .await;
+    assert_eq!(skipped.code, Some(0), "{}", skipped.stderr);
+    assert_eq!(
+        (&skipped.last()["skipped"], &skipped.last()["created"]),
+        (&400.into(), &0.into())
+    );
+
+    let updated = stack
+        .run(&[
+            "import",
+            again,
+            "--created-by",
+            "ann",
+            "--on-existing",
+            "update",
+        ])
+        .await;
+    assert_eq!(updated.code, Some(0), "{}", updated.stderr);
+    assert_eq!(
+        (&updated.last()["updated"], &updated.last()["failed"]),
+        (&400.into(), &0.into())
+    );
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM leads WHERE phone LIKE '+1666%'")
+            .await,
+        300
+    );
+}

@@ -9,9 +9,9 @@ pub mod identity;
 pub mod problem;
 
 use crate::app::App;
-use crate::import::{ImportAnswer, ImportBody, accept_import, dry_run};
+use crate::import::{ImportAnswer, ImportBody, accept_import};
 use crate::job::caller::Caller;
-use crate::job::csv_request::CsvOptions;
+use crate::job::csv_request::ImportOptions;
 use crate::status::read_status;
 use axum::Json;
 use axum::Router;
@@ -119,17 +119,20 @@ async fn import_leads(
         }
         format => (format, body),
     };
-    let dry = is_dry_run(&pairs)?;
     let options;
     let body = match format {
+        // A JSON body names its ids itself, but a query the contract refuses (a duplicate,
+        // an unknown delimiter) is refused for every body alike.
         Format::Json => {
-            // The query's CSV options mean nothing to a JSON body, but one the contract
-            // refuses (a duplicate, an unknown delimiter) is refused for every body alike.
-            csv_options(pairs, None)?;
-            ImportBody::Json(&body)
+            options = query_options(pairs, None)?;
+            ImportBody::Json(&body, &options)
         }
         Format::Csv { charset } => {
-            options = csv_options(pairs, charset)?;
+            let mut csv = query_options(pairs, charset)?;
+            if caller == Caller::Unverified && csv.created_by.is_none() {
+                csv.created_by = app.config.default_created_by.clone();
+            }
+            options = csv;
             ImportBody::Csv(&body, &options)
         }
         Format::Multipart { .. } => {
@@ -138,10 +141,6 @@ async fn import_leads(
             ));
         }
     };
-    if dry {
-        let report = dry_run(&app.store, app.import_limits(), &caller, body).await?;
-        return Ok((StatusCode::OK, Json(report)).into_response());
-    }
     let answer = accept_import(
         &app.store,
         &app.queue,
@@ -154,6 +153,7 @@ async fn import_leads(
     .await?;
     Ok(match answer {
         ImportAnswer::AlreadyAccepted(status) => (StatusCode::OK, Json(status)).into_response(),
+        ImportAnswer::DryRun(report) => (StatusCode::OK, Json(report)).into_response(),
         ImportAnswer::Accepted {
             import_id,
             state,
@@ -266,7 +266,19 @@ fn part_format(content_type: Option<&str>, file_name: &str) -> Result<Format, Pr
         essence.as_str(),
         "" | "application/octet-stream" | "text/plain"
     );
-    let content_type = if generic {
+    // What browsers and spreadsheet programs label a `.csv` upload with besides `text/csv`
+    // (Windows with Excel installed: `application/vnd.ms-excel`).
+    let csv_alias = matches!(
+        essence.as_str(),
+        "application/vnd.ms-excel"
+            | "application/csv"
+            | "text/x-csv"
+            | "text/comma-separated-values"
+            | "text/tab-separated-values"
+    );
+    let content_type = if csv_alias {
+        "text/csv"
+    } else if generic {
         if file_name.ends_with(".json") {
             "application/json"
         } else if [".csv", ".tsv", ".txt"]
@@ -357,15 +369,17 @@ fn is_dry_run(pairs: &[(String, String)]) -> Result<bool, Problem> {
     Ok(dry)
 }
 
-/// A CSV import's query: `importId`, `createdBy`, `delimiter` (one the contract names),
-/// `mapping`, each at most once; other parameters are ignored, as unknown JSON fields are.
-fn csv_options(
+/// An import's query (or form fields): `importId`, `createdBy`, `delimiter` (one the
+/// contract names), `mapping`, `onExisting`, `dryRun`, each at most once; other parameters are
+/// ignored, as unknown JSON fields are.
+fn query_options(
     pairs: Vec<(String, String)>,
     charset: Option<String>,
-) -> Result<CsvOptions, Problem> {
-    let mut options = CsvOptions {
+) -> Result<ImportOptions, Problem> {
+    let mut options = ImportOptions {
         charset,
-        ..CsvOptions::default()
+        dry_run: is_dry_run(&pairs)?,
+        ..ImportOptions::default()
     };
     for (name, value) in pairs {
         let slot = match name.as_str() {
@@ -373,6 +387,7 @@ fn csv_options(
             "createdBy" => &mut options.created_by,
             "delimiter" => &mut options.delimiter,
             "mapping" => &mut options.mapping,
+            "onExisting" => &mut options.on_existing,
             _ => continue,
         };
         if slot.replace(value).is_some() {

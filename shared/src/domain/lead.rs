@@ -1,12 +1,19 @@
 use super::json_text::{JsonKind, JsonText, decode_string};
-use super::{Email, FieldError, FullName, LeadSource, LeadStatus, Phone};
+use super::{Attributes, Email, FieldError, FullName, LeadSource, LeadStatus, Phone};
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use std::fmt;
 
 /// The fields of a lead the importer reads, in the order [`Lead::parse`] judges them.
-const FIELDS: [&str; 5] = ["fullName", "email", "phone", "status", "source"];
+const FIELDS: [&str; 6] = [
+    "fullName",
+    "email",
+    "phone",
+    "status",
+    "source",
+    "attributes",
+];
 
 /// One lead exactly as the request carried it, before any rule is applied.
 ///
@@ -14,8 +21,8 @@ const FIELDS: [&str; 5] = ["fullName", "email", "phone", "status", "source"];
 /// one too large for an `f64`), a string that is not Unicode text, a repeated key or a lead
 /// that is not an object are kept as facts here and become that lead's failure reason in
 /// [`Lead::parse`], so one bad row never rejects the whole import. Nothing the importer does
-/// not read is kept: unknown fields are skipped, and a lead that is not an object keeps only
-/// its kind.
+/// not read is kept: unknown fields are skipped (custom data belongs in `attributes`), and a
+/// lead that is not an object keeps only its kind.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct LeadInput {
     full_name: JsonText,
@@ -23,8 +30,14 @@ pub struct LeadInput {
     phone: JsonText,
     status: JsonText,
     source: JsonText,
+    /// Name/value pairs as sent (a JSON lead's `attributes`, a CSV's unmapped cells), judged
+    /// by [`Attributes::parse`].
+    attributes: Vec<AttributeInput>,
     shape_error: Option<ShapeError>,
 }
+
+/// One attribute as sent: its name and its value as text.
+type AttributeInput = (Box<str>, Box<str>);
 
 /// Why a lead as a whole cannot be judged field by field (kept small: a request holds up to
 /// `MAX_LEADS_PER_IMPORT` leads).
@@ -36,6 +49,11 @@ enum ShapeError {
     /// serde_json refused to read the object again although it had checked its syntax; no
     /// known input does this, but if one did it would fail its lead, not the request.
     Unreadable,
+    /// `attributes` is not an object.
+    AttributesNotAnObject(JsonKind),
+    /// An attribute's value is not text, a number or a boolean (or its name or text is not
+    /// Unicode text).
+    AttributeNotText(JsonKind),
 }
 
 impl ShapeError {
@@ -57,6 +75,19 @@ impl ShapeError {
             ShapeError::Unreadable => {
                 FieldError::new("", "unreadable", "this lead could not be read as JSON")
             }
+            ShapeError::AttributesNotAnObject(kind) => FieldError::new(
+                "attributes",
+                "wrong_type",
+                format!("attributes must be an object, not {}", kind.described()),
+            ),
+            ShapeError::AttributeNotText(kind) => FieldError::new(
+                "attributes",
+                "invalid_attribute",
+                format!(
+                    "an attribute's value must be text, a number or a boolean, not {}",
+                    kind.described()
+                ),
+            ),
         }
     }
 }
@@ -70,6 +101,7 @@ pub struct Lead {
     pub phone: Option<Phone>,
     pub status: LeadStatus,
     pub source: LeadSource,
+    pub attributes: Attributes,
 }
 
 impl Lead {
@@ -84,17 +116,19 @@ impl Lead {
             input.phone.optional("phone")?,
             input.status.optional("status")?,
             input.source.optional("source")?,
+            input.attributes.iter().map(|(k, v)| (&**k, &**v)),
         )
     }
 
     /// Applies the rules to the fields as text: the one constructor behind [`Lead::parse`] and
     /// behind decoding a lead read back from the stream. A blank phone is no phone.
-    pub fn from_fields(
+    pub fn from_fields<'a>(
         full_name: &str,
         email: &str,
         phone: Option<&str>,
         status: Option<&str>,
         source: Option<&str>,
+        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Lead, FieldError> {
         Ok(Lead {
             full_name: FullName::parse(full_name)?,
@@ -105,6 +139,7 @@ impl Lead {
             },
             status: LeadStatus::parse(status)?,
             source: LeadSource::parse(source)?,
+            attributes: Attributes::parse(attributes)?,
         })
     }
 }
@@ -121,9 +156,13 @@ impl LeadInput {
         }
     }
 
-    /// A lead from text cells (a CSV record), in the order of [`FIELDS`]: an absent or blank
-    /// cell is an absent field.
-    pub(crate) fn from_cells(cells: [Option<&str>; 5]) -> Self {
+    /// A lead from text cells (a CSV record), in the order of [`FIELDS`], and the cells of
+    /// its other columns as attributes (header, cell): an absent or blank cell is an absent
+    /// field.
+    pub(crate) fn from_cells<'a>(
+        cells: [Option<&str>; 5],
+        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
         let [full_name, email, phone, status, source] = cells.map(|cell| match cell {
             Some(text) if !text.trim().is_empty() => JsonText::Text(text.into()),
             _ => JsonText::default(),
@@ -134,6 +173,11 @@ impl LeadInput {
             phone,
             status,
             source,
+            attributes: attributes
+                .into_iter()
+                .filter(|(_, value)| !value.trim().is_empty())
+                .map(|(name, value)| (name.into(), value.into()))
+                .collect(),
             shape_error: None,
         }
     }
@@ -177,10 +221,20 @@ impl<'de> Deserialize<'de> for LeadObject {
                         map.next_value::<IgnoredAny>()?;
                         continue;
                     };
-                    let value = map.next_value::<JsonText>()?;
                     if std::mem::replace(&mut seen[slot], true) && lead.shape_error.is_none() {
                         lead.shape_error = Some(ShapeError::DuplicateKey(slot as u8));
                     }
+                    if FIELDS[slot] == "attributes" {
+                        let raw = map.next_value::<&'de RawValue>()?;
+                        match attribute_pairs(raw.get()) {
+                            Ok(pairs) => lead.attributes = pairs,
+                            Err(e) => {
+                                lead.shape_error.get_or_insert(e);
+                            }
+                        }
+                        continue;
+                    }
+                    let value = map.next_value::<JsonText>()?;
                     *[
                         &mut lead.full_name,
                         &mut lead.email,
@@ -193,6 +247,58 @@ impl<'de> Deserialize<'de> for LeadObject {
             }
         }
         deserializer.deserialize_map(LeadVisitor)
+    }
+}
+
+/// A JSON lead's `attributes` object (raw text, syntax checked) as name/value text: a string
+/// is its text, a number or a boolean its JSON text, `null` no attribute.
+fn attribute_pairs(raw: &str) -> Result<Vec<AttributeInput>, ShapeError> {
+    let kind = JsonKind::of(raw);
+    match kind {
+        JsonKind::Null => return Ok(Vec::new()),
+        JsonKind::Object => {}
+        kind => return Err(ShapeError::AttributesNotAnObject(kind)),
+    }
+    let object: Vec<(&RawValue, &RawValue)> = serde_json::from_str::<RawPairs>(raw)
+        .map_err(|_| ShapeError::Unreadable)?
+        .0;
+    let mut pairs = Vec::with_capacity(object.len());
+    for (name, value) in object {
+        let name =
+            decode_string(name.get()).ok_or(ShapeError::AttributeNotText(JsonKind::String))?;
+        let value: Box<str> = match JsonKind::of(value.get()) {
+            JsonKind::Null => continue,
+            JsonKind::String => decode_string(value.get().trim())
+                .ok_or(ShapeError::AttributeNotText(JsonKind::String))?
+                .into(),
+            JsonKind::Number | JsonKind::Boolean => value.get().trim().into(),
+            kind => return Err(ShapeError::AttributeNotText(kind)),
+        };
+        pairs.push((name.into(), value));
+    }
+    Ok(pairs)
+}
+
+/// An object's members in order, repeated names included, as raw JSON.
+struct RawPairs<'a>(Vec<(&'a RawValue, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for RawPairs<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PairsVisitor;
+        impl<'de> Visitor<'de> for PairsVisitor {
+            type Value = RawPairs<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPairs<'de>, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(RawPairs(pairs))
+            }
+        }
+        deserializer.deserialize_map(PairsVisitor)
     }
 }
 
@@ -255,6 +361,33 @@ mod tests {
     }
 
     #[test]
+    fn attributes_are_kept_as_text() {
+        let lead = parse(
+            r#"{"fullName":"Ada","email":"a@b.co","attributes":{"Company":"Acme","Seats":12,"Paying":true,"Fax":null,"Notes":" "}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            lead.attributes.iter().collect::<Vec<_>>(),
+            [("Company", "Acme"), ("Paying", "true"), ("Seats", "12")]
+        );
+    }
+
+    #[test]
+    fn attributes_that_are_not_flat_text_fail_their_lead() {
+        let err = parse(r#"{"fullName":"Ada","email":"a@b.co","attributes":[1]}"#).unwrap_err();
+        assert_eq!((err.field, err.code), ("attributes", "wrong_type"));
+        let err =
+            parse(r#"{"fullName":"Ada","email":"a@b.co","attributes":{"x":{"y":1}}}"#).unwrap_err();
+        assert_eq!((err.field, err.code), ("attributes", "invalid_attribute"));
+        let err = parse(r#"{"fullName":"Ada","email":"a@b.co","attributes":{"x":"1","x":"2"}}"#)
+            .unwrap_err();
+        assert_eq!(err.code, "duplicate_attribute");
+        let err = parse(r#"{"fullName":"Ada","email":"a@b.co","attributes":{},"attributes":{}}"#)
+            .unwrap_err();
+        assert_eq!((err.field, err.code), ("attributes", "duplicate_key"));
+    }
+
+    #[test]
     fn unknown_keys_are_ignored() {
         assert!(parse(r#"{"fullName":"Ada","email":"a@b.co","company":{"name":"X"}}"#).is_ok());
     }
@@ -289,10 +422,10 @@ mod tests {
 
     #[test]
     fn a_lead_keeps_nothing_it_does_not_read() {
-        // Five texts of 16 bytes and a small shape error: a request holds up to
-        // MAX_LEADS_PER_IMPORT of these.
+        // Five texts of 16 bytes, the attributes' vector and a small shape error: a request
+        // holds up to MAX_LEADS_PER_IMPORT of these.
         assert!(
-            std::mem::size_of::<LeadInput>() <= 88,
+            std::mem::size_of::<LeadInput>() <= 112,
             "{}",
             std::mem::size_of::<LeadInput>()
         );
@@ -337,6 +470,7 @@ mod properties {
                         lead.phone.as_ref().map(Phone::as_str),
                         Some(lead.status.as_str()),
                         Some(lead.source.as_str()),
+                        lead.attributes.iter(),
                     );
                     prop_assert_eq!(again, Ok(lead));
                 }

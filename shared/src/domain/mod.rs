@@ -4,6 +4,7 @@
 //! parser never re-checks. A rejection is a [`FieldError`] that names the field, a stable code
 //! for machines, and a sentence for people.
 
+pub mod attributes;
 mod created_by;
 mod email;
 mod full_name;
@@ -12,8 +13,10 @@ pub(crate) mod json_text;
 mod lead;
 mod lead_source;
 mod lead_status;
+mod on_existing;
 mod phone;
 
+pub use attributes::Attributes;
 pub use created_by::CreatedBy;
 pub use email::Email;
 pub use full_name::FullName;
@@ -21,6 +24,7 @@ pub use import_id::ImportId;
 pub use lead::{Lead, LeadInput};
 pub use lead_source::LeadSource;
 pub use lead_status::LeadStatus;
+pub use on_existing::OnExisting;
 pub use phone::Phone;
 
 /// Why one field of one lead was refused.
@@ -220,6 +224,7 @@ pub(crate) mod strategies {
                 "phone",
                 "status",
                 "source",
+                "attributes",
             ])
             .prop_map(str::to_owned),
             any::<String>(),

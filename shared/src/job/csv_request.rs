@@ -6,24 +6,28 @@
 //! quotes and newlines), CRLF or LF, a UTF-8 byte-order mark, UTF-16 (LE or BE, with its BOM)
 //! and Windows-1252, `,` `;` or tab as the delimiter. The first line names the columns; each
 //! header is matched to a lead field ignoring case, spaces and punctuation, with the common
-//! aliases ("E-mail", "Full Name", "First Name" + "Last Name", "Mobile", ...); other columns are
-//! ignored. `importId` and `createdBy` come from the query, with the JSON body's rules.
+//! aliases ("E-mail", "Full Name", "First Name" + "Last Name", "Mobile", ...); every other
+//! column is kept as a custom attribute of each lead (its header the name, its cell the value),
+//! unless the mapping says `Column:ignore`. `importId`, `createdBy` and `onExisting` come from
+//! the query, with the JSON body's rules.
 //!
 //! As for JSON, only request-level problems refuse the request (an unknown charset or
 //! delimiter, no header, no email column, no lead, more than `max_leads` leads: reading stops
 //! at the first record over the limit); a bad cell fails its lead alone.
 
+use crate::domain::attributes;
 use crate::domain::json_text::JsonText;
-use crate::domain::{CreatedBy, LeadInput};
-use crate::job::request::{ImportRequest, RequestError, judge_ids, param};
+use crate::domain::{CreatedBy, LeadInput, OnExisting};
+use crate::job::request::{ImportRequest, InvalidParam, RequestError, judge_ids, param};
 use encoding_rs::{Encoding, WINDOWS_1252};
 use serde::Serialize;
 use std::borrow::Cow;
 
-/// What a CSV import carries besides its body: the query's parameters and the `charset`
-/// parameter of its `Content-Type`, as sent.
+/// What an import carries besides its body: the query's parameters (or a form's fields) and
+/// the `charset` parameter of its `Content-Type`, as sent. A CSV body takes them all; a JSON
+/// body names its own ids and reads only `onExisting` from here.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CsvOptions {
+pub struct ImportOptions {
     pub import_id: Option<String>,
     pub created_by: Option<String>,
     /// `,` `;` or a tab (also `comma`, `semicolon`, `tab`); detected from the header when absent.
@@ -31,13 +35,30 @@ pub struct CsvOptions {
     pub charset: Option<String>,
     /// `Header:field,Other:field`: columns mapped explicitly, before (and over) the aliases.
     pub mapping: Option<String>,
+    /// `fail`, `skip` or `update` (fail when absent).
+    pub on_existing: Option<String>,
+    /// The query asked for a dry run.
+    pub dry_run: bool,
 }
 
-/// Which columns of a CSV import were read into which field, and which were ignored: the
-/// `mapping` of the `202` answer.
+impl ImportOptions {
+    /// The query's `onExisting`, if it names one; a bad one is listed in `errors`.
+    pub(crate) fn on_existing(&self, errors: &mut Vec<InvalidParam>) -> Option<OnExisting> {
+        OnExisting::parse(self.on_existing.as_deref()?)
+            .map_err(|message| errors.push(param("/onExisting", &message)))
+            .ok()
+    }
+}
+
+/// Which columns of a CSV import were read into which field, which were kept as attributes
+/// and which were ignored: the `mapping` of the `202` answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ColumnMapping {
     pub mapped: Vec<MappedColumn>,
+    /// Kept per lead as custom attributes, under these names.
+    pub attributes: Vec<String>,
+    /// Read into nothing: mapped to `ignore`, a blank header, or a header repeated (its first
+    /// column is the attribute).
     pub ignored: Vec<String>,
 }
 
@@ -129,6 +150,8 @@ struct Columns {
     phone: Option<usize>,
     status: Option<usize>,
     source: Option<usize>,
+    /// Columns kept as attributes, by position.
+    attributes: Vec<usize>,
 }
 
 impl Columns {
@@ -147,15 +170,16 @@ impl Columns {
                     "mapping pairs are Header:field separated by commas; {pair:?} is not"
                 ));
             };
+            let ignore = loose(field) == "ignore";
             let target = Target::ALL
                 .into_iter()
-                .find(|t| loose(t.name()) == loose(field))
-                .ok_or_else(|| {
-                    format!(
-                        "{:?} is not a field; map columns to fullName, firstName, lastName, email, phone, status or source",
-                        field.trim()
-                    )
-                })?;
+                .find(|t| loose(t.name()) == loose(field));
+            if target.is_none() && !ignore {
+                return Err(format!(
+                    "{:?} is not a field; map columns to fullName, firstName, lastName, email, phone, status, source or ignore",
+                    field.trim()
+                ));
+            }
             let position = headers
                 .iter()
                 .position(|h| h.trim() == header.trim())
@@ -167,7 +191,9 @@ impl Columns {
                         listed(headers)
                     )
                 })?;
-            *columns.slot(target) = Some(position);
+            if let Some(target) = target {
+                *columns.slot(target) = Some(position);
+            }
             explicit[position] = true;
         }
         for (position, header) in headers.iter().enumerate() {
@@ -175,7 +201,54 @@ impl Columns {
                 columns.slot(target).get_or_insert(position);
             }
         }
+        // Every column left is an attribute: the first of each (trimmed) header name, unless
+        // the mapping named it (to ignore it) or its header is blank.
+        let used = columns.used();
+        let mut names = std::collections::HashSet::new();
+        for (position, header) in headers.iter().enumerate() {
+            let name = header.trim();
+            if used.iter().any(|(at, _)| *at == Some(position))
+                || explicit[position]
+                || name.is_empty()
+                || !names.insert(name)
+            {
+                continue;
+            }
+            if name.chars().count() > attributes::MAX_NAME_CHARS {
+                return Err(format!(
+                    "the column {:?}… would be an attribute, whose name may be at most {} characters; map it to ignore or rename it",
+                    name.chars().take(20).collect::<String>(),
+                    attributes::MAX_NAME_CHARS
+                ));
+            }
+            columns.attributes.push(position);
+        }
+        if columns.attributes.len() > attributes::MAX_COUNT {
+            return Err(format!(
+                "{} columns map to no field; at most {} are kept as attributes (ignore others with mapping Column:ignore)",
+                columns.attributes.len(),
+                attributes::MAX_COUNT
+            ));
+        }
         Ok(columns)
+    }
+
+    /// The column of each field read; first and last names only when no column gives the
+    /// full name (which wins).
+    fn used(&self) -> [(Option<usize>, Target); 7] {
+        let (first, last) = match self.full_name {
+            Some(_) => (None, None),
+            None => (self.first_name, self.last_name),
+        };
+        [
+            (self.full_name, Target::FullName),
+            (first, Target::FirstName),
+            (last, Target::LastName),
+            (self.email, Target::Email),
+            (self.phone, Target::Phone),
+            (self.status, Target::Status),
+            (self.source, Target::Source),
+        ]
     }
 
     fn slot(&mut self, target: Target) -> &mut Option<usize> {
@@ -190,22 +263,9 @@ impl Columns {
         }
     }
 
-    /// What each column was read into; first and last names only when no column gives the
-    /// full name (which wins).
+    /// What each column was read into.
     fn report(&self, headers: &csv::StringRecord) -> ColumnMapping {
-        let (first, last) = match self.full_name {
-            Some(_) => (None, None),
-            None => (self.first_name, self.last_name),
-        };
-        let used = [
-            (self.full_name, Target::FullName),
-            (first, Target::FirstName),
-            (last, Target::LastName),
-            (self.email, Target::Email),
-            (self.phone, Target::Phone),
-            (self.status, Target::Status),
-            (self.source, Target::Source),
-        ];
+        let used = self.used();
         let mut mapping = ColumnMapping::default();
         for (position, header) in headers.iter().enumerate() {
             let fields = used.iter().filter(|(at, _)| *at == Some(position));
@@ -217,14 +277,16 @@ impl Columns {
                     field: target.name(),
                 });
             }
-            if !any {
+            if self.attributes.contains(&position) {
+                mapping.attributes.push(header.trim().to_owned());
+            } else if !any {
                 mapping.ignored.push(header.to_owned());
             }
         }
         mapping
     }
 
-    fn lead(&self, record: &csv::StringRecord) -> LeadInput {
+    fn lead(&self, headers: &csv::StringRecord, record: &csv::StringRecord) -> LeadInput {
         let cell = |column: Option<usize>| column.and_then(|at| record.get(at));
         let full_name: Option<Cow<str>> = match self.full_name {
             Some(at) => record.get(at).map(Cow::Borrowed),
@@ -239,13 +301,20 @@ impl Columns {
                 Some(Cow::Owned(parts.join(" ")))
             }
         };
-        LeadInput::from_cells([
-            full_name.as_deref(),
-            cell(self.email),
-            cell(self.phone),
-            cell(self.status),
-            cell(self.source),
-        ])
+        let attributes = self
+            .attributes
+            .iter()
+            .filter_map(|&at| Some((headers.get(at)?.trim(), record.get(at)?)));
+        LeadInput::from_cells(
+            [
+                full_name.as_deref(),
+                cell(self.email),
+                cell(self.phone),
+                cell(self.status),
+                cell(self.source),
+            ],
+            attributes,
+        )
     }
 }
 
@@ -254,7 +323,7 @@ impl ImportRequest {
     /// `max_leads` is `MAX_LEADS_PER_IMPORT`.
     pub fn parse_csv(
         body: &[u8],
-        options: &CsvOptions,
+        options: &ImportOptions,
         max_leads: usize,
         caller: Option<&CreatedBy>,
     ) -> Result<Self, RequestError> {
@@ -266,7 +335,7 @@ impl CsvImport {
     /// Parses a CSV body as [`ImportRequest::parse_csv`], with the columns' mapping.
     pub fn parse(
         body: &[u8],
-        options: &CsvOptions,
+        options: &ImportOptions,
         max_leads: usize,
         caller: Option<&CreatedBy>,
     ) -> Result<Self, RequestError> {
@@ -289,6 +358,7 @@ impl CsvImport {
             }
             None => None,
         };
+        let on_existing = options.on_existing(&mut errors);
         let text = decode(body, options.charset.as_deref())
             .map_err(|message| errors.push(param("/charset", &message)))
             .ok();
@@ -335,7 +405,7 @@ impl CsvImport {
             if leads.len() == max_leads {
                 return Err(RequestError::TooManyLeads { max: max_leads });
             }
-            leads.push(columns.lead(&record));
+            leads.push(columns.lead(&headers, &record));
             lines.push(start_line(&record, text.as_bytes()));
         }
         if leads.is_empty() {
@@ -350,6 +420,8 @@ impl CsvImport {
                 created_by,
                 leads,
                 lines,
+                on_existing,
+                dry_run: false,
             },
             mapping: columns.report(&headers),
         })
@@ -445,10 +517,10 @@ mod tests {
     use super::*;
     use crate::domain::Lead;
 
-    fn options(created_by: &str) -> CsvOptions {
-        CsvOptions {
+    fn options(created_by: &str) -> ImportOptions {
+        ImportOptions {
             created_by: Some(created_by.to_owned()),
-            ..CsvOptions::default()
+            ..ImportOptions::default()
         }
     }
 
@@ -511,7 +583,7 @@ mod tests {
             let request = parse(body.as_bytes()).unwrap();
             assert_eq!(judged(&request)[0], ok("A", "a@x.io"), "{body:?}");
         }
-        let given = CsvOptions {
+        let given = ImportOptions {
             delimiter: Some(";".into()),
             ..options("u1")
         };
@@ -520,7 +592,7 @@ mod tests {
         assert!(detail(parse(body).unwrap_err()).contains("no email column"));
         let request = ImportRequest::parse_csv(body, &given, 5, None).unwrap();
         assert_eq!(judged(&request), [ok("A,1", "a@x.io")]);
-        let bad = CsvOptions {
+        let bad = ImportOptions {
             delimiter: Some("|".into()),
             ..options("u1")
         };
@@ -545,7 +617,7 @@ mod tests {
             );
         }
         // A charset that says otherwise is obeyed; an unknown one is refused.
-        let latin = CsvOptions {
+        let latin = ImportOptions {
             charset: Some("ISO-8859-1".into()),
             ..options("u1")
         };
@@ -553,7 +625,7 @@ mod tests {
             ImportRequest::parse_csv("Name,Email\nJosé,j@x.io\n".as_bytes(), &latin, 5, None)
                 .unwrap();
         assert_eq!(judged(&request), [ok("JosÃ©", "j@x.io")]);
-        let unknown = CsvOptions {
+        let unknown = ImportOptions {
             charset: Some("klingon".into()),
             ..options("u1")
         };
@@ -600,18 +672,19 @@ mod tests {
                 ("E-mail", "email")
             ]
         );
-        assert_eq!(import.mapping.ignored, ["E-mail", "Company"]);
-        // A full-name column wins over first and last names, which are then ignored.
+        assert_eq!(import.mapping.attributes, ["E-mail", "Company"]);
+        assert!(import.mapping.ignored.is_empty());
+        // A full-name column wins over first and last names, which are then attributes.
         let body = b"First Name,Name,email\nAda,Ada L,a@x.io\n";
         let import = CsvImport::parse(body, &options("u1"), 5, None).unwrap();
         assert_eq!(mapped(&import), [("Name", "fullName"), ("email", "email")]);
-        assert_eq!(import.mapping.ignored, ["First Name"]);
+        assert_eq!(import.mapping.attributes, ["First Name"]);
         assert_eq!(judged(&import.request), [ok("Ada L", "a@x.io")]);
     }
 
     #[test]
     fn an_explicit_mapping_overrides_the_aliases() {
-        let with = |mapping: &str| CsvOptions {
+        let with = |mapping: &str| ImportOptions {
             mapping: Some(mapping.into()),
             ..options("u1")
         };
@@ -622,7 +695,7 @@ mod tests {
             mapped(&import),
             [("Contact", "fullName"), ("Work Mail", "email")]
         );
-        assert_eq!(import.mapping.ignored, ["email", "Name"]);
+        assert_eq!(import.mapping.attributes, ["email", "Name"]);
         assert_eq!(judged(&import.request), [ok("Ada", "ada@work.io")]);
         // The email column may be named only by the mapping.
         let import = CsvImport::parse(
@@ -706,9 +779,9 @@ mod tests {
         );
         let without_creator = ImportRequest::parse_csv(
             b"email\na@x.io\n",
-            &CsvOptions {
+            &ImportOptions {
                 import_id: Some("bad id".into()),
-                ..CsvOptions::default()
+                ..ImportOptions::default()
             },
             5,
             None,
@@ -719,9 +792,13 @@ mod tests {
     #[test]
     fn a_verified_caller_is_the_creator_as_for_json() {
         let caller = CreatedBy::parse("me").unwrap();
-        let mine =
-            ImportRequest::parse_csv(b"email\na@x.io\n", &CsvOptions::default(), 5, Some(&caller))
-                .unwrap();
+        let mine = ImportRequest::parse_csv(
+            b"email\na@x.io\n",
+            &ImportOptions::default(),
+            5,
+            Some(&caller),
+        )
+        .unwrap();
         assert_eq!(mine.created_by, caller);
         assert_eq!(
             ImportRequest::parse_csv(b"email\na@x.io\n", &options("other"), 5, Some(&caller))
@@ -742,19 +819,26 @@ mod properties {
         "[a-zA-Z0-9 ,;\"'\t\r\néüß@.+-]{0,12}"
     }
 
-    fn table() -> impl Strategy<Value = Vec<[String; 5]>> {
-        prop::collection::vec([cell(), cell(), cell(), cell(), cell()], 1..8)
+    fn table() -> impl Strategy<Value = Vec<[String; 7]>> {
+        prop::collection::vec(
+            [cell(), cell(), cell(), cell(), cell(), cell(), cell()],
+            1..8,
+        )
     }
 
-    const HEADERS: [&str; 5] = ["fullName", "email", "phone", "status", "source"];
+    /// The lead's fields, then two columns no field takes: attributes.
+    const HEADERS: [&str; 7] = [
+        "fullName", "email", "phone", "status", "source", "Company", "Notes",
+    ];
+    const FIELDS: usize = 5;
 
     proptest! {
         /// Any table written as CSV (by the csv crate, with any of the delimiters) and read back
-        /// gives the same judged leads as the JSON form of that table.
+        /// gives the same judged leads as the JSON form of that table, attributes included.
         #[test]
         fn csv_and_json_forms_of_a_table_give_the_same_leads(rows in table(), delimiter in prop::sample::select(vec![b',', b';', b'\t'])) {
             // A row of blank cells is no lead in CSV; keep the tables comparable.
-            let rows: Vec<[String; 5]> = rows.into_iter().filter(|r| r.iter().any(|c| !c.trim().is_empty())).collect();
+            let rows: Vec<[String; 7]> = rows.into_iter().filter(|r| r.iter().any(|c| !c.trim().is_empty())).collect();
             prop_assume!(!rows.is_empty());
             let mut writer = csv::WriterBuilder::new().delimiter(delimiter).from_writer(vec![]);
             writer.write_record(HEADERS).unwrap();
@@ -762,13 +846,19 @@ mod properties {
                 writer.write_record(row).unwrap();
             }
             let body = writer.into_inner().unwrap();
-            let from_csv = ImportRequest::parse_csv(&body, &CsvOptions { created_by: Some("u".into()), ..CsvOptions::default() }, 10, None).unwrap();
-            // The JSON form: a blank cell is an absent field.
+            let from_csv = ImportRequest::parse_csv(&body, &ImportOptions { created_by: Some("u".into()), ..ImportOptions::default() }, 10, None).unwrap();
+            // The JSON form: a blank cell is an absent field; the other columns are attributes.
             let leads: Vec<serde_json::Value> = rows.iter().map(|row| {
-                let map: serde_json::Map<String, serde_json::Value> = HEADERS.iter().zip(row)
+                let mut map: serde_json::Map<String, serde_json::Value> = HEADERS.iter().zip(row)
+                    .take(FIELDS)
                     .filter(|(_, cell)| !cell.trim().is_empty())
                     .map(|(name, cell)| ((*name).to_owned(), cell.clone().into()))
                     .collect();
+                let attributes: serde_json::Map<String, serde_json::Value> = HEADERS.iter().zip(row)
+                    .skip(FIELDS)
+                    .map(|(name, cell)| ((*name).to_owned(), cell.clone().into()))
+                    .collect();
+                map.insert("attributes".into(), attributes.into());
                 serde_json::Value::Object(map)
             }).collect();
             let json = serde_json::json!({"createdBy": "u", "leads": leads}).to_string();
@@ -779,7 +869,7 @@ mod properties {
 
         #[test]
         fn any_bytes_never_panic_and_rejections_are_clear(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-            if let Err(RequestError::Invalid { detail, errors }) = ImportRequest::parse_csv(&bytes, &CsvOptions { created_by: Some("u".into()), ..CsvOptions::default() }, 3, None) {
+            if let Err(RequestError::Invalid { detail, errors }) = ImportRequest::parse_csv(&bytes, &ImportOptions { created_by: Some("u".into()), ..ImportOptions::default() }, 3, None) {
                 prop_assert!(!detail.is_empty());
                 for e in errors {
                     prop_assert!(e.pointer.starts_with('/') && !e.message.is_empty());

@@ -1,4 +1,5 @@
-//! Valid leads as JSON, `[{index, fullName, email, phone?, status, source}]`: the one format
+//! Valid leads as JSON, `[{index, line?, fullName, email, phone?, status, source,
+//! attributes?}]`: the one format
 //! a chunk's leads travel in (a stream entry's `leads` field) and are kept in (the durable
 //! payload of an import, compressed, in Postgres). Reading them back goes through the same
 //! constructors a request does, so text from Redis or an older deploy is never trusted.
@@ -7,6 +8,7 @@ use crate::domain::Lead;
 use crate::job::plan::IndexedLead;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 /// One lead in the JSON.
 #[derive(Serialize, Deserialize)]
@@ -26,6 +28,9 @@ struct WireLead<'a> {
     status: Cow<'a, str>,
     #[serde(borrow)]
     source: Cow<'a, str>,
+    /// Absent when empty (and in entries written before attributes).
+    #[serde(borrow, default, skip_serializing_if = "BTreeMap::is_empty")]
+    attributes: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
 }
 
 /// The leads as JSON.
@@ -40,6 +45,12 @@ pub fn encode<'a>(leads: impl IntoIterator<Item = &'a IndexedLead>) -> String {
             phone: l.lead.phone.as_ref().map(|p| Cow::Borrowed(p.as_str())),
             status: Cow::Borrowed(l.lead.status.as_str()),
             source: Cow::Borrowed(l.lead.source.as_str()),
+            attributes: l
+                .lead
+                .attributes
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(k), Cow::Borrowed(v)))
+                .collect(),
         })
         .collect();
     serde_json::to_string(&wire).expect("leads serialize")
@@ -64,6 +75,7 @@ pub fn decode(text: &str) -> Result<Vec<IndexedLead>, String> {
                 w.phone.as_deref(),
                 Some(&w.status),
                 Some(&w.source),
+                w.attributes.iter().map(|(k, v)| (&**k, &**v)),
             )
             .map(|lead| IndexedLead {
                 index: w.index,

@@ -4,7 +4,7 @@
 //! All of this is decided before anything is written, so a request either queues its whole
 //! plan or nothing.
 
-use crate::domain::{CreatedBy, Email, ImportId, Lead};
+use crate::domain::{CreatedBy, Email, ImportId, Lead, OnExisting};
 use crate::job::request::ImportRequest;
 use crate::job::status::LeadError;
 use sha2::{Digest, Sha256};
@@ -33,6 +33,8 @@ pub struct QueuedChunk {
     pub import_id: ImportId,
     pub seq: u32,
     pub created_by: CreatedBy,
+    /// The job's choice for leads already stored.
+    pub on_existing: OnExisting,
     pub leads: Vec<IndexedLead>,
 }
 
@@ -40,6 +42,7 @@ pub struct QueuedChunk {
 pub struct ImportPlan {
     pub import_id: ImportId,
     pub created_by: CreatedBy,
+    pub on_existing: OnExisting,
     pub total: u64,
     /// Identifies the request's content, so a retry can be told from a different import that
     /// reuses the id. It covers the judged leads, not the bytes: key order and spacing do not
@@ -57,6 +60,13 @@ impl ImportPlan {
         let import_id = request.import_id.unwrap_or_else(ImportId::generate);
         let mut hasher = Sha256::new();
         hasher.update(request.created_by.as_str());
+        // What the import does with existing leads is part of its content; the default adds
+        // nothing, so jobs recorded before the choice existed keep their hash.
+        let on_existing = request.on_existing.unwrap_or_default();
+        if on_existing != OnExisting::Fail {
+            hasher.update([0x1c]);
+            hasher.update(on_existing.as_str());
+        }
         let mut first_index_of_email: HashMap<Email, u32> =
             HashMap::with_capacity(request.leads.len());
         let mut valid = Vec::with_capacity(request.leads.len());
@@ -85,6 +95,12 @@ impl ImportPlan {
                         hasher.update([0x1f]);
                         hasher.update(part);
                     }
+                    for (name, value) in lead.attributes.iter() {
+                        hasher.update([0x1c]);
+                        hasher.update(name);
+                        hasher.update([0x1f]);
+                        hasher.update(value);
+                    }
                     valid.push(IndexedLead { index, line, lead });
                 }
                 Err(err) => {
@@ -106,6 +122,7 @@ impl ImportPlan {
         ImportPlan {
             import_id,
             created_by: request.created_by,
+            on_existing,
             total: request.leads.len() as u64,
             payload_hash: hex::encode(hasher.finalize()),
             rejected,
@@ -195,5 +212,26 @@ mod tests {
         assert_eq!(a.payload_hash, b.payload_hash);
         assert_ne!(a.payload_hash, c.payload_hash);
         assert_ne!(a.payload_hash, d.payload_hash);
+        // The existing-lead choice and the attributes are content too; the default choice
+        // keeps the hash jobs were recorded with before it existed.
+        let e = plan(
+            r#"{"importId":"i","createdBy":"u","onExisting":"update","leads":[{"fullName":"N","email":"a@x.io"}]}"#,
+            50,
+        );
+        let f = plan(
+            r#"{"importId":"i","createdBy":"u","leads":[{"fullName":"N","email":"a@x.io","attributes":{"Tier":"2"}}]}"#,
+            50,
+        );
+        let g = plan(
+            r#"{"importId":"i","createdBy":"u","onExisting":"fail","leads":[{"fullName":"N","email":"a@x.io"}]}"#,
+            50,
+        );
+        assert_ne!(a.payload_hash, e.payload_hash);
+        assert_ne!(a.payload_hash, f.payload_hash);
+        assert_eq!(a.payload_hash, g.payload_hash);
+        assert_eq!(
+            a.payload_hash, "a32a3cf65e725b6618bae24730362d7689acb8513162d454354814a7a1242716",
+            "the hash of an import recorded before attributes and onExisting is unchanged"
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! [`LeadInput`] and judged on its own by the import plan.
 
 use crate::domain::json_text::{JsonText, decode_string};
-use crate::domain::{CreatedBy, ImportId, LeadInput};
+use crate::domain::{CreatedBy, ImportId, LeadInput, OnExisting};
 use serde::Serialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -61,6 +61,11 @@ pub struct ImportRequest {
     pub leads: Vec<LeadInput>,
     /// A CSV import's line where each lead's record starts (header = 1); empty for JSON.
     pub lines: Vec<u32>,
+    /// What happens to leads whose email is already stored, if the request says
+    /// (`fail` when nothing does).
+    pub on_existing: Option<OnExisting>,
+    /// The body asked for a dry run (a JSON body's `dryRun`; a CSV's comes from the query).
+    pub dry_run: bool,
 }
 
 impl ImportRequest {
@@ -121,6 +126,24 @@ impl ImportRequest {
         let mut errors = Vec::new();
         let (import_id, created_by) =
             judge_ids(&raw.import_id, &raw.created_by, caller, &mut errors)?;
+        let on_existing = match raw.on_existing.optional("onExisting") {
+            Ok(None) => None,
+            Ok(Some(text)) => OnExisting::parse(text)
+                .map_err(|message| errors.push(param("/onExisting", &message)))
+                .ok(),
+            Err(e) => {
+                errors.push(param("/onExisting", &e.message));
+                None
+            }
+        };
+        let dry_run = match raw.dry_run.as_deref().map(RawValue::get) {
+            None | Some("false" | "null") => false,
+            Some("true") => true,
+            Some(_) => {
+                errors.push(param("/dryRun", "dryRun must be true or false"));
+                false
+            }
+        };
         let leads = match raw.leads {
             LeadsField::Absent => {
                 errors.push(param("/leads", "leads is required"));
@@ -145,6 +168,8 @@ impl ImportRequest {
                 created_by,
                 leads,
                 lines: Vec::new(),
+                on_existing,
+                dry_run,
             }),
             _ => Err(RequestError::invalid(
                 "the import request is invalid",
@@ -230,6 +255,8 @@ pub(crate) fn param(pointer: &str, message: &str) -> InvalidParam {
 struct RawRequest {
     import_id: JsonText,
     created_by: JsonText,
+    on_existing: JsonText,
+    dry_run: Option<Box<RawValue>>,
     leads: LeadsField,
     duplicate_key: Option<&'static str>,
 }
@@ -265,7 +292,7 @@ impl<'de> Visitor<'de> for RequestSeed<'_> {
         f.write_str("a JSON object with importId, leads and createdBy")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRequest, A::Error> {
-        const NAMES: [&str; 3] = ["importId", "createdBy", "leads"];
+        const NAMES: [&str; 5] = ["importId", "createdBy", "leads", "onExisting", "dryRun"];
         let mut raw = RawRequest::default();
         let mut seen = [false; NAMES.len()];
         while let Some(key) = map.next_key::<&'de RawValue>()? {
@@ -281,7 +308,9 @@ impl<'de> Visitor<'de> for RequestSeed<'_> {
             match slot {
                 0 => raw.import_id = map.next_value()?,
                 1 => raw.created_by = map.next_value()?,
-                _ => raw.leads = map.next_value_seed(LeadsSeed(self))?,
+                2 => raw.leads = map.next_value_seed(LeadsSeed(self))?,
+                3 => raw.on_existing = map.next_value()?,
+                _ => raw.dry_run = Some(map.next_value::<&RawValue>()?.to_owned()),
             }
         }
         Ok(raw)

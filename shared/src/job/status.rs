@@ -4,7 +4,7 @@
 //! Both the Redis cache and Postgres produce a [`JobSnapshot`]; the document, including the
 //! `pending → processing → completed | failed` state, is derived from it in one place.
 
-use crate::domain::FieldError;
+use crate::domain::{FieldError, OnExisting};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -80,10 +80,18 @@ impl LeadError {
 
 /// What became of one stream entry (chunk) of a job; recorded once, in Postgres, in the same
 /// transaction as its leads, and copied into the status cache.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkOutcome {
     pub seq: u32,
+    /// Stored: created, or updated (`onExisting=update`); the seed's count.
     pub successful: u32,
+    /// Of `successful`, how many updated a stored lead (absent in outcomes recorded before).
+    #[serde(default)]
+    pub updated: u32,
+    /// Already stored and left alone (`onExisting=skip`, or an update a later-accepted import
+    /// had already overtaken).
+    #[serde(default)]
+    pub skipped: u32,
     pub failed: u32,
     /// Given up on (dead-lettered); makes the finished job `failed`.
     #[serde(default)]
@@ -97,6 +105,7 @@ pub struct ChunkOutcome {
 pub struct JobSnapshot {
     pub import_id: String,
     pub created_by: String,
+    pub on_existing: OnExisting,
     pub total: u64,
     /// Stream entries the job was split into.
     pub chunks: u32,
@@ -123,6 +132,9 @@ pub enum JobState {
 pub struct JobStatus {
     pub import_id: String,
     pub status: JobState,
+    /// What the import does with leads already stored: `fail`, `skip` or `update`.
+    #[serde(with = "on_existing_name")]
+    pub on_existing: OnExisting,
     pub progress: Progress,
     #[serde(with = "timestamp")]
     pub created_at: OffsetDateTime,
@@ -133,8 +145,13 @@ pub struct JobStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
     pub total: u64,
+    /// `successful + skipped + failed`: leads decided so far.
     pub processed: u64,
+    /// `created + updated`: the leads the import stored.
     pub successful: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub skipped: u64,
     pub failed: u64,
     pub errors: Vec<LeadError>,
 }
@@ -163,7 +180,14 @@ impl JobSnapshot {
 
     pub fn into_status(self) -> JobStatus {
         let status = self.state();
-        let successful: u64 = self.outcomes.iter().map(|o| u64::from(o.successful)).sum();
+        let sum = |count: fn(&ChunkOutcome) -> u32| -> u64 {
+            self.outcomes.iter().map(|o| u64::from(count(o))).sum()
+        };
+        let (successful, updated, skipped) = (
+            sum(|o| o.successful),
+            sum(|o| o.updated),
+            sum(|o| o.skipped),
+        );
         let failed = self.rejected.len() as u64
             + self
                 .outcomes
@@ -176,16 +200,34 @@ impl JobSnapshot {
         JobStatus {
             import_id: self.import_id,
             status,
+            on_existing: self.on_existing,
             progress: Progress {
                 total: self.total,
-                processed: successful + failed,
+                processed: successful + skipped + failed,
                 successful,
+                created: successful - updated,
+                updated,
+                skipped,
                 failed,
                 errors,
             },
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
+    }
+}
+
+/// [`OnExisting`] by its name in documents.
+mod on_existing_name {
+    use super::OnExisting;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &OnExisting, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(mode.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OnExisting, D::Error> {
+        OnExisting::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -239,6 +281,7 @@ mod tests {
             failed: errors.len() as u32,
             dead,
             errors,
+            ..ChunkOutcome::default()
         }
     }
 
@@ -246,6 +289,7 @@ mod tests {
         JobSnapshot {
             import_id: "j".into(),
             created_by: "u".into(),
+            on_existing: OnExisting::Fail,
             total: 100,
             chunks,
             created_at: datetime!(2024-01-01 0:00 UTC),
@@ -276,6 +320,34 @@ mod tests {
     }
 
     #[test]
+    fn created_updated_and_skipped_add_up() {
+        let mut s = snapshot(2, vec![]);
+        s.outcomes = vec![
+            ChunkOutcome {
+                seq: 0,
+                successful: 40,
+                updated: 15,
+                skipped: 8,
+                failed: 2,
+                ..ChunkOutcome::default()
+            },
+            ChunkOutcome {
+                seq: 1,
+                successful: 10,
+                updated: 10,
+                ..ChunkOutcome::default()
+            },
+        ];
+        let progress = s.into_status().progress;
+        assert_eq!(
+            (progress.created, progress.updated, progress.skipped),
+            (25, 25, 8)
+        );
+        assert_eq!((progress.successful, progress.failed), (50, 3));
+        assert_eq!(progress.processed, 61);
+    }
+
+    #[test]
     fn document_has_the_seed_shape_and_sums() {
         let s = snapshot(
             4,
@@ -302,6 +374,14 @@ mod tests {
             "Email already exists"
         );
         assert_eq!(doc["progress"]["errors"][1]["index"], 30);
+        assert_eq!(doc["onExisting"], "fail");
+        assert_eq!(
+            (
+                doc["progress"]["created"].clone(),
+                doc["progress"]["updated"].clone()
+            ),
+            (48.into(), 0.into())
+        );
         assert_eq!(doc["createdAt"], "2024-01-01T00:00:00.000Z");
         assert_eq!(doc["updatedAt"], "2024-01-01T00:01:00.000Z");
     }

@@ -2,9 +2,10 @@
 //! decided, claimed in the same transaction that stores the chunk's leads (see the module
 //! comment of `postgres` for why this makes replays harmless).
 
-use super::leads::insert_leads;
+use super::leads::{Written, write_leads};
 use super::{Store, StoreError};
 use crate::domain::ImportId;
+use crate::domain::OnExisting;
 use crate::job::plan::QueuedChunk;
 use crate::job::status::{ChunkOutcome, LeadError};
 use sqlx::types::Json;
@@ -63,7 +64,7 @@ impl Store {
                 .filter(|c| seen.insert((c.import_id.as_str(), c.seq)))
                 .collect()
         };
-        let stored = insert_leads(&mut tx, &mine).await?;
+        let written = write_leads(&mut tx, &mine).await?;
         fail::fail_point!("drain::before_commit", |_| Err(StoreError::Unavailable(
             sqlx::Error::PoolClosed
         )));
@@ -73,19 +74,23 @@ impl Store {
             .map(|chunk| {
                 let mut outcome = ChunkOutcome {
                     seq: chunk.seq,
-                    successful: 0,
-                    failed: 0,
-                    dead: false,
-                    errors: Vec::new(),
+                    ..ChunkOutcome::default()
                 };
                 for lead in &chunk.leads {
-                    if stored.contains(&(chunk.import_id.as_str(), lead.lead.email.as_str())) {
-                        outcome.successful += 1;
-                    } else {
-                        outcome.failed += 1;
-                        outcome
-                            .errors
-                            .push(LeadError::email_exists(lead.index).at_line(lead.line));
+                    let key = (chunk.import_id.as_str(), lead.lead.email.as_str());
+                    match (written.get(&key), chunk.on_existing) {
+                        (Some(Written::Created), _) => outcome.successful += 1,
+                        (Some(Written::Updated), _) => {
+                            outcome.successful += 1;
+                            outcome.updated += 1;
+                        }
+                        (_, OnExisting::Skip | OnExisting::Update) => outcome.skipped += 1,
+                        (_, OnExisting::Fail) => {
+                            outcome.failed += 1;
+                            outcome
+                                .errors
+                                .push(LeadError::email_exists(lead.index).at_line(lead.line));
+                        }
                     }
                 }
                 (&chunk.import_id, outcome)
@@ -120,10 +125,10 @@ impl Store {
             .collect();
         let outcome = ChunkOutcome {
             seq,
-            successful: 0,
             failed: errors.len() as u32,
             dead: true,
             errors,
+            ..ChunkOutcome::default()
         };
         let mut tx = self.transaction().await?;
         sqlx::query(
@@ -162,7 +167,7 @@ impl Store {
 
     async fn recorded_outcomes(&self, keys: &[(&str, i32)]) -> Result<Outcomes, StoreError> {
         let rows = sqlx::query(
-            "SELECT c.import_id, c.seq, c.successful, c.failed, c.dead, c.errors
+            "SELECT c.import_id, c.seq, c.successful, c.updated, c.skipped, c.failed, c.dead, c.errors
              FROM import_chunks c JOIN unnest($1::text[], $2::int[]) AS k(import_id, seq) USING (import_id, seq)",
         )
         .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
@@ -193,18 +198,20 @@ async fn record_outcomes(
         return Ok(());
     }
     let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
-        "UPDATE import_chunks AS c SET successful = v.successful, failed = v.failed, errors = v.errors, processed_at = now()
+        "UPDATE import_chunks AS c SET successful = v.successful, updated = v.updated, skipped = v.skipped, failed = v.failed, errors = v.errors, processed_at = now()
          FROM (",
     );
     query.push_values(outcomes, |mut row, &(import_id, o)| {
         row.push_bind(import_id)
             .push_bind(o.seq as i32)
             .push_bind(o.successful as i32)
+            .push_bind(o.updated as i32)
+            .push_bind(o.skipped as i32)
             .push_bind(o.failed as i32)
             .push_bind(Json(&o.errors));
     });
     query.push(
-        ") AS v(import_id, seq, successful, failed, errors) WHERE c.import_id = v.import_id AND c.seq = v.seq",
+        ") AS v(import_id, seq, successful, updated, skipped, failed, errors) WHERE c.import_id = v.import_id AND c.seq = v.seq",
     );
     query.build().execute(&mut **tx).await?;
     Ok(())
@@ -214,6 +221,8 @@ pub(super) fn outcome_from_row(r: &sqlx::postgres::PgRow) -> ChunkOutcome {
     ChunkOutcome {
         seq: r.get::<i32, _>("seq") as u32,
         successful: r.get::<i32, _>("successful") as u32,
+        updated: r.get::<i32, _>("updated") as u32,
+        skipped: r.get::<i32, _>("skipped") as u32,
         failed: r.get::<i32, _>("failed") as u32,
         dead: r.get("dead"),
         errors: r.get::<Json<Vec<LeadError>>, _>("errors").0,

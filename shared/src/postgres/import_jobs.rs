@@ -4,7 +4,7 @@
 
 use super::import_chunks::outcome_from_row;
 use super::{Store, StoreError, payload};
-use crate::domain::{CreatedBy, ImportId};
+use crate::domain::{CreatedBy, ImportId, OnExisting};
 use crate::job::plan::{ImportPlan, QueuedChunk};
 use crate::job::status::{JobSnapshot, LeadError};
 use crate::ports::{JobInsert, JobRecords, Unavailable};
@@ -30,8 +30,8 @@ impl Store {
         created_at: OffsetDateTime,
     ) -> Result<JobInsert, StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO import_jobs (import_id, created_by, payload_hash, total, chunk_count, batch_size, rejected, created_at, payload)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (import_id) DO NOTHING",
+            "INSERT INTO import_jobs (import_id, created_by, payload_hash, total, chunk_count, batch_size, rejected, created_at, payload, on_existing)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (import_id) DO NOTHING",
         )
         .bind(plan.import_id.as_str())
         .bind(plan.created_by.as_str())
@@ -42,6 +42,7 @@ impl Store {
         .bind(Json(&plan.rejected))
         .bind(created_at)
         .bind(payload::encode(plan))
+        .bind(plan.on_existing.as_str())
         .execute(&mut *self.connection().await?)
         .await?;
         if inserted.rows_affected() == 1 {
@@ -74,7 +75,7 @@ impl Store {
     /// Everything Postgres knows of a job, or `None` for an unknown id.
     pub async fn load_job(&self, import_id: &ImportId) -> Result<Option<JobSnapshot>, StoreError> {
         let Some(job) = sqlx::query(
-            "SELECT created_by, total, chunk_count, rejected, created_at FROM import_jobs WHERE import_id = $1",
+            "SELECT created_by, on_existing, total, chunk_count, rejected, created_at FROM import_jobs WHERE import_id = $1",
         )
         .bind(import_id.as_str())
         .fetch_optional(&mut *self.connection().await?)
@@ -83,7 +84,7 @@ impl Store {
             return Ok(None);
         };
         let chunks = sqlx::query(
-            "SELECT seq, successful, failed, dead, errors, processed_at FROM import_chunks WHERE import_id = $1 ORDER BY seq",
+            "SELECT seq, successful, updated, skipped, failed, dead, errors, processed_at FROM import_chunks WHERE import_id = $1 ORDER BY seq",
         )
         .bind(import_id.as_str())
         .fetch_all(&mut *self.connection().await?)
@@ -97,6 +98,8 @@ impl Store {
         Ok(Some(JobSnapshot {
             import_id: import_id.to_string(),
             created_by: job.get("created_by"),
+            // The column's CHECK allows only the three names.
+            on_existing: OnExisting::parse(job.get::<&str, _>("on_existing")).unwrap_or_default(),
             total: job.get::<i32, _>("total") as u64,
             chunks: job.get::<i32, _>("chunk_count") as u32,
             created_at,
@@ -241,7 +244,7 @@ impl Store {
         seqs: Option<&[u32]>,
     ) -> Result<Option<Vec<QueuedChunk>>, StoreError> {
         let Some(row) = sqlx::query(
-            "SELECT created_by, batch_size, payload FROM import_jobs WHERE import_id = $1 AND payload IS NOT NULL",
+            "SELECT created_by, batch_size, payload, on_existing FROM import_jobs WHERE import_id = $1 AND payload IS NOT NULL",
         )
         .bind(import_id.as_str())
         .fetch_optional(&mut *self.connection().await?)
@@ -251,10 +254,13 @@ impl Store {
         };
         let created_by = CreatedBy::parse(row.get::<&str, _>("created_by"))
             .map_err(|e| StoreError::Payload(format!("created_by breaks its rule ({})", e.code)))?;
+        let on_existing = OnExisting::parse(row.get::<&str, _>("on_existing"))
+            .map_err(|_| StoreError::Payload("on_existing breaks its rule".to_owned()))?;
         payload::decode(
             row.get::<&[u8], _>("payload"),
             import_id,
             &created_by,
+            on_existing,
             row.get::<i32, _>("batch_size") as usize,
             seqs,
         )

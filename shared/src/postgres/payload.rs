@@ -3,7 +3,7 @@
 //! level (JSON of leads shrinks about fourfold, which the import pays a few µs per lead for);
 //! chunk `k` holds leads `[k * batch_size, (k + 1) * batch_size)`.
 
-use crate::domain::{CreatedBy, ImportId};
+use crate::domain::{CreatedBy, ImportId, OnExisting};
 use crate::job::leads_json;
 use crate::job::plan::{ImportPlan, QueuedChunk};
 
@@ -21,6 +21,7 @@ pub(super) fn decode(
     bytes: &[u8],
     import_id: &ImportId,
     created_by: &CreatedBy,
+    on_existing: OnExisting,
     batch_size: usize,
     seqs: Option<&[u32]>,
 ) -> Result<Vec<QueuedChunk>, String> {
@@ -34,6 +35,7 @@ pub(super) fn decode(
             import_id: import_id.clone(),
             seq: seq as u32,
             created_by: created_by.clone(),
+            on_existing,
             leads: leads.to_vec(),
         })
         .collect();
@@ -54,12 +56,20 @@ mod tests {
             .map(|i| format!(r#"{{"fullName":"N {i}","email":"l{i}@x.io"}}"#))
             .collect();
         let body = format!(
-            r#"{{"importId":"j","createdBy":"u","leads":[{},{{"email":"bad"}}]}}"#,
+            r#"{{"importId":"j","createdBy":"u","onExisting":"update","leads":[{},{{"email":"bad"}}]}}"#,
             leads.join(",")
         );
         let plan = ImportPlan::new(ImportRequest::parse(body.as_bytes(), 100).unwrap(), 3);
         let bytes = encode(&plan);
-        let all = decode(&bytes, &plan.import_id, &plan.created_by, 3, None).unwrap();
+        let all = decode(
+            &bytes,
+            &plan.import_id,
+            &plan.created_by,
+            plan.on_existing,
+            3,
+            None,
+        )
+        .unwrap();
         let expected: Vec<QueuedChunk> = plan
             .chunks
             .iter()
@@ -67,12 +77,31 @@ mod tests {
                 import_id: plan.import_id.clone(),
                 seq: c.seq,
                 created_by: plan.created_by.clone(),
+                on_existing: plan.on_existing,
                 leads: c.leads.clone(),
             })
             .collect();
         assert_eq!(all, expected);
-        let some = decode(&bytes, &plan.import_id, &plan.created_by, 3, Some(&[2])).unwrap();
+        let some = decode(
+            &bytes,
+            &plan.import_id,
+            &plan.created_by,
+            plan.on_existing,
+            3,
+            Some(&[2]),
+        )
+        .unwrap();
         assert_eq!(some, expected[2..]);
-        assert!(decode(b"garbage", &plan.import_id, &plan.created_by, 3, None).is_err());
+        assert!(
+            decode(
+                b"garbage",
+                &plan.import_id,
+                &plan.created_by,
+                plan.on_existing,
+                3,
+                None
+            )
+            .is_err()
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! One stream entry: a job's chunk as Redis fields `importId`, `seq`, `createdBy` and `leads`
-//! (the chunk's leads as [`leads_json`]).
+//! One stream entry: a job's chunk as Redis fields `importId`, `seq`, `createdBy`,
+//! `onExisting` (absent in entries written before it: `fail`) and `leads` (the chunk's leads as
+//! [`leads_json`]).
 //!
 //! Entries are read back as untrusted input: a deploy may have changed the format, or someone
 //! may have written to the stream by hand. Every field is decoded through the same
@@ -7,7 +8,7 @@
 //! `Lead::from_fields`, through `leads_json`), so nothing unchecked reaches Postgres; an entry that does not decode
 //! is a poison entry, and the reason says which field of which lead, never its value.
 
-use crate::domain::{CreatedBy, ImportId};
+use crate::domain::{CreatedBy, ImportId, OnExisting};
 use crate::job::leads_json;
 use crate::job::plan::QueuedChunk;
 use ::redis::Value;
@@ -48,11 +49,17 @@ impl Delivery {
             .map_err(|_| "field seq is not a number".to_owned())?;
         let created_by = CreatedBy::parse(&text("createdBy")?)
             .map_err(|e| format!("field createdBy breaks its rule ({})", e.code))?;
+        let on_existing = match self.fields.get("onExisting") {
+            None => OnExisting::default(),
+            Some(_) => OnExisting::parse(&text("onExisting")?)
+                .map_err(|_| "field onExisting is not fail, skip or update".to_owned())?,
+        };
         let leads = leads_json::decode(&text("leads")?)?;
         Ok(QueuedChunk {
             import_id,
             seq,
             created_by,
+            on_existing,
             leads,
         })
     }

@@ -9,7 +9,7 @@
 
 use super::connection::Redis;
 use super::keys::Keys;
-use crate::domain::ImportId;
+use crate::domain::{ImportId, OnExisting};
 use crate::job::status::{ChunkOutcome, JobSnapshot, LeadError, timestamp};
 use crate::ports::{StatusCacheReader, Unavailable};
 use ::redis::{RedisResult, Script};
@@ -114,6 +114,7 @@ fn snapshot_fields(s: &JobSnapshot) -> Vec<(String, String)> {
     let mut fields = vec![
         ("importId".to_owned(), s.import_id.clone()),
         ("createdBy".to_owned(), s.created_by.clone()),
+        ("onExisting".to_owned(), s.on_existing.as_str().to_owned()),
         ("total".to_owned(), s.total.to_string()),
         ("chunks".to_owned(), s.chunks.to_string()),
         ("createdAt".to_owned(), timestamp::format(s.created_at)),
@@ -144,6 +145,11 @@ fn snapshot_from_fields(fields: &HashMap<String, String>) -> Option<JobSnapshot>
     Some(JobSnapshot {
         import_id: get("importId")?.to_owned(),
         created_by: get("createdBy")?.to_owned(),
+        // Absent from documents written before the choice existed.
+        on_existing: match get("onExisting") {
+            Some(mode) => OnExisting::parse(mode).ok()?,
+            None => OnExisting::default(),
+        },
         total: get("total")?.parse().ok()?,
         chunks: get("chunks")?.parse().ok()?,
         created_at: time("createdAt")?,
@@ -163,6 +169,7 @@ mod tests {
         let snapshot = JobSnapshot {
             import_id: "j".into(),
             created_by: "u".into(),
+            on_existing: OnExisting::Update,
             total: 3,
             chunks: 2,
             created_at: datetime!(2024-01-01 0:00 UTC),
@@ -177,9 +184,8 @@ mod tests {
             outcomes: vec![ChunkOutcome {
                 seq: 1,
                 successful: 1,
-                failed: 0,
-                dead: false,
-                errors: vec![],
+                updated: 1,
+                ..ChunkOutcome::default()
             }],
         };
         let fields: HashMap<String, String> = snapshot_fields(&snapshot).into_iter().collect();

@@ -89,7 +89,11 @@ impl Queue {
             (document.fields.len() * 2).to_string(),
         ]);
         args.extend(document.fields.into_iter().flat_map(|(k, v)| [k, v]));
-        args.extend([snapshot.import_id.clone(), snapshot.created_by.clone()]);
+        args.extend([
+            snapshot.import_id.clone(),
+            snapshot.created_by.clone(),
+            snapshot.on_existing.as_str().to_owned(),
+        ]);
         args.extend(chunks.map(leads_json::encode));
         let job_key = document.key;
         let reply: Value = self
@@ -141,6 +145,8 @@ impl Queue {
             .arg(chunk.seq)
             .arg("createdBy")
             .arg(chunk.created_by.as_str())
+            .arg("onExisting")
+            .arg(chunk.on_existing.as_str())
             .arg("leads")
             .arg(leads_json::encode(&chunk.leads))
     }

@@ -48,7 +48,7 @@ async fn seed_example_through_api_gateway_events_end_to_end() {
     assert_eq!(doc["status"], "completed");
     assert_eq!(
         doc["progress"],
-        json!({"total":1,"processed":1,"successful":1,"failed":0,"errors":[]})
+        json!({"total":1,"processed":1,"successful":1,"created":1,"updated":0,"skipped":0,"failed":0,"errors":[]})
     );
     let stored: (String, String, Option<String>, String, String, String) = sqlx::query_as(
         "SELECT full_name, email, phone, status, source, created_by FROM leads WHERE import_id = 'unique-import-id'",

@@ -173,6 +173,7 @@ async fn imports_drain_through_a_three_node_cluster_with_every_key_in_one_slot()
         .arg(0)
         .arg("probe")
         .arg("u1")
+        .arg("fail")
         .arg("[]");
     let refused = invocation
         .invoke_async::<Value>(&mut t.redis.clone())
@@ -205,6 +206,7 @@ async fn imports_drain_through_a_three_node_cluster_with_every_key_in_one_slot()
         .arg(0)
         .arg("probe")
         .arg("u1")
+        .arg("fail")
         .arg("[]");
     let ids: Vec<String> = tagged.invoke_async(&mut t.redis.clone()).await.unwrap();
     assert_eq!(ids.len(), 1);

@@ -214,7 +214,7 @@ async fn real_responses_of_a_whole_job_match_the_contract() {
         )
         .await;
     assert_eq!(csv.status, StatusCode::ACCEPTED, "{}", csv.body);
-    assert_eq!(csv.body["mapping"]["ignored"], json!(["Company"]));
+    assert_eq!(csv.body["mapping"]["attributes"], json!(["Company"]));
     conforms(&spec, "post", IMPORT, &csv);
 
     // A dry run's 200 is its report.

@@ -1,5 +1,5 @@
 //! CSV imports (`Content-Type: text/csv`) end to end, with fixtures shaped like real exports
-//! (`shared/tests/fixtures/`): accepted, drained into Postgres, and reported like JSON imports.
+//! (`tests/fixtures/` at the repository root): accepted, drained into Postgres, and reported like JSON imports.
 
 use crate::support::app::{TestApp, spawn_app};
 use crate::support::assertions::{assert_nothing_left, error_indexes};
@@ -8,7 +8,7 @@ use http::{Request, StatusCode};
 use serde_json::json;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -91,7 +91,8 @@ async fn an_excel_utf8_export_with_bom_crlf_and_quoted_newlines() {
                 {"column": "Lead Status", "field": "status"},
                 {"column": "Lead Source", "field": "source"}
             ],
-            "ignored": ["Company"]
+            "attributes": ["Company"],
+            "ignored": []
         })
     );
     assert_eq!(doc["progress"]["successful"], 3, "{doc}");
@@ -225,7 +226,7 @@ async fn an_explicit_mapping_reads_columns_no_alias_names() {
         )
         .await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
-    assert_eq!(answer.body["mapping"]["ignored"], json!(["Email"]));
+    assert_eq!(answer.body["mapping"]["attributes"], json!(["Email"]));
     t.drain_all().await;
     t.assert_job_accounted("mapped", 1).await;
     let stored = t.stored("mapped").await;
@@ -368,7 +369,7 @@ async fn a_dry_run_reports_everything_and_stores_nothing() {
         (&json!(4), &json!(3), &json!(1))
     );
     assert_eq!(answer.body["errors"][0]["line"], 5, "{}", answer.body);
-    assert_eq!(answer.body["mapping"]["ignored"], json!(["Company"]));
+    assert_eq!(answer.body["mapping"]["attributes"], json!(["Company"]));
     assert_nothing_left(&t).await;
     assert_eq!(t.lead_count("excel").await, 0);
 
@@ -498,6 +499,18 @@ async fn a_form_upload_imports_its_file_part_as_csv_or_json() {
         (&json!(1), &json!(0))
     );
     assert_eq!(t.lead_count("form-json").await, 0, "not drained yet");
+    // Windows browsers with Excel installed label a .csv file part as an Excel file.
+    let (content_type, body) = form(
+        &[("createdBy", "u1"), ("dryRun", "true")],
+        Some((
+            "x.csv",
+            "application/vnd.ms-excel",
+            b"Name,Email\r\nAda,ada@x.io\r\n",
+        )),
+    );
+    let dry = t.post_csv("", &content_type, body).await;
+    assert_eq!(dry.status, StatusCode::OK, "{}", dry.body);
+    assert_eq!(dry.body["wouldCreate"], 1, "{}", dry.body);
 
     for ((content_type, body), status) in [
         (form(&[("createdBy", "u1")], None), 400),

@@ -20,6 +20,7 @@ mod database_refusal;
 mod database_roles;
 mod durability;
 mod event_driven;
+mod existing_leads;
 mod faults;
 mod identity;
 mod limits;

@@ -5,7 +5,8 @@ use super::app::TestApp;
 use serde_json::Value;
 
 impl TestApp {
-    /// The invariant every finished job keeps (docs/guarantees.md): rows = successful, processed = total,
+    /// The invariant every finished job keeps (docs/guarantees.md): rows it created = created,
+    /// successful = created + updated, processed = total,
     /// every lead either stored or listed once with a reason, nothing pending.
     pub async fn assert_job_accounted(&self, import_id: &str, total: u64) -> Value {
         let doc = self.get_status(import_id).await.body;
@@ -13,9 +14,14 @@ impl TestApp {
         assert_eq!(progress["total"], total, "{doc}");
         assert_eq!(progress["processed"], total, "every lead counted: {doc}");
         assert_eq!(
-            progress["successful"].as_i64().unwrap(),
+            progress["created"].as_i64().unwrap(),
             self.lead_count(import_id).await,
-            "rows = successful"
+            "rows this import created = created"
+        );
+        assert_eq!(
+            progress["successful"],
+            progress["created"].as_u64().unwrap() + progress["updated"].as_u64().unwrap(),
+            "successful = created + updated"
         );
         let errors = progress["errors"].as_array().unwrap();
         assert_eq!(
