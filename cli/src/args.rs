@@ -69,6 +69,10 @@ pub enum Command {
         /// Only imports in this state (pending, processing, completed, failed, cancelled).
         #[arg(long)]
         state: Option<String>,
+        /// Whose imports (else LEADS_CREATED_BY, else your user name; behind an authorizer,
+        /// always the caller's).
+        #[arg(long, env = "LEADS_CREATED_BY")]
+        created_by: Option<String>,
     },
     /// Show an import's failed leads, or write them as CSV.
     Errors {

@@ -7,6 +7,7 @@
 
 use crate::args::ImportArgs;
 use crate::client::{Client, Repeat, Request};
+use crate::creator;
 use crate::document::{Accepted, DryRunReport, JobStatus};
 use crate::events::{Counts, Event, Output};
 use crate::failure::{self, Failure, bad_input};
@@ -145,17 +146,14 @@ fn changed() -> Failure {
     bad_input("the file changed while it was imported; run the command again on the new file")
 }
 
-/// `--created-by`, else `LEADS_CREATED_BY` (through clap), else the user name; behind an
-/// authorizer none (the API takes the caller's identity; naming anyone else is refused).
+/// The import's `createdBy`: none only behind an authorizer (the API takes the caller's).
 fn created_by(given: Option<String>, names_the_caller: bool) -> Result<Option<String>, Failure> {
-    if given.is_some() || names_the_caller {
-        return Ok(given);
+    match creator::creator(given, names_the_caller) {
+        None if !names_the_caller => Err(bad_input(
+            "who creates the import? Use --created-by or LEADS_CREATED_BY",
+        )),
+        who => Ok(who),
     }
-    ["USER", "USERNAME", "LOGNAME"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
-        .map(Some)
-        .ok_or_else(|| bad_input("who creates the import? Use --created-by or LEADS_CREATED_BY"))
 }
 
 /// `--mapping Header=field …` as the API's `Header:field,…`.

@@ -5,6 +5,7 @@ mod args;
 mod auth;
 mod client;
 mod commands;
+mod creator;
 mod document;
 mod events;
 mod failure;
@@ -58,7 +59,10 @@ async fn run(cli: Cli, output: Output) -> Result<i32, Failure> {
         Command::Status { import_id, watch } => {
             commands::status::run(&client, &output, &import_id, watch).await
         }
-        Command::List { state } => commands::list::run(&client, &output, state.as_deref()).await,
+        Command::List { state, created_by } => {
+            let created_by = creator::creator(created_by, client.auth().names_the_caller());
+            commands::list::run(&client, &output, state.as_deref(), created_by.as_deref()).await
+        }
         Command::Errors { import_id, csv } => {
             commands::errors::run(&client, &output, &import_id, csv.as_deref()).await
         }

@@ -1,12 +1,20 @@
-//! `leads list [--state S]`: the caller's imports, newest first, every page.
+//! `leads list [--state S] [--created-by WHO]`: the caller's imports, newest first, every page.
 
 use crate::client::Client;
 use crate::document::JobStatus;
 use crate::events::Output;
 use crate::failure::{self, Failure};
 
-pub async fn run(client: &Client, output: &Output, state: Option<&str>) -> Result<i32, Failure> {
-    let query: Vec<(&str, &str)> = state.map(|s| ("state", s)).into_iter().collect();
+pub async fn run(
+    client: &Client,
+    output: &Output,
+    state: Option<&str>,
+    created_by: Option<&str>,
+) -> Result<i32, Failure> {
+    let query: Vec<(&str, &str)> = [("state", state), ("createdBy", created_by)]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+        .collect();
     let mut count = 0u64;
     super::pages(client, "/leads/imports", &query, "imports", |item| {
         count += 1;
