@@ -12,6 +12,8 @@ pub const BAD_INPUT: i32 = 2;
 pub const REFUSED: i32 = 3;
 /// The API could not be reached, even after retries, or answered what the contract does not say.
 pub const UNREACHABLE: i32 = 4;
+/// Ctrl-C (SIGINT) during an import: 128 + 2, as shells report it.
+pub const INTERRUPTED: i32 = 130;
 
 #[derive(Debug)]
 pub enum Failure {
@@ -21,6 +23,8 @@ pub enum Failure {
     Refused(Problem),
     /// Network errors and busy answers past the retries, or an answer that makes no sense.
     Unreachable(String),
+    /// Ctrl-C during an import.
+    Interrupted,
 }
 
 impl Failure {
@@ -29,6 +33,7 @@ impl Failure {
             Failure::BadInput(_) => BAD_INPUT,
             Failure::Refused(_) => REFUSED,
             Failure::Unreachable(_) => UNREACHABLE,
+            Failure::Interrupted => INTERRUPTED,
         }
     }
 
@@ -38,6 +43,10 @@ impl Failure {
             Failure::BadInput(detail) => ("Bad input".into(), detail.clone()),
             Failure::Refused(p) => (p.title.clone(), p.detail_with_params()),
             Failure::Unreachable(detail) => ("API unreachable".into(), detail.clone()),
+            Failure::Interrupted => (
+                "Interrupted".into(),
+                "the parts the API took are kept: run the same command again to resume".into(),
+            ),
         }
     }
 }

@@ -107,6 +107,14 @@ pub async fn run(client: Client, output: Output, args: ImportArgs) -> Result<i32
         })
     };
 
+    // Ctrl-C from here on is said, rather than a silent death: the rerun that resumes is the
+    // way on. One listener for the whole loop (a signal between two listeners would be lost).
+    let mut interrupted = tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No handler could be installed: Ctrl-C keeps its default, it ends the process.
+            std::future::pending::<()>().await;
+        }
+    });
     let mut tracker = Tracker::new(&output, leads, parts, options.dry_run);
     let mut ticker = tokio::time::interval(POLL);
     let mut sending = true;
@@ -124,6 +132,7 @@ pub async fn run(client: Client, output: Output, args: ImportArgs) -> Result<i32
                 }
             },
             _ = ticker.tick(), if tracker.following() => tracker.poll(&client).await?,
+            _ = &mut interrupted => return Err(Failure::Interrupted),
         }
     }
     progress::finish(&output);

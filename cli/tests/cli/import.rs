@@ -318,3 +318,36 @@ async fn leads_already_stored_are_skipped_or_updated_as_asked() {
         300
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_says_how_to_resume_and_the_rerun_does() {
+    let stack = Stack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_csv(dir.path(), "export.csv", 3_000, &[]);
+    let args = [
+        "import",
+        path_str(&file),
+        "--created-by",
+        "ann",
+        "--part-size",
+        "1000",
+    ];
+    let mut first = Running::spawn(stack.leads(&args));
+    first.until(|e| e["event"] == "part_accepted").await;
+    let pid = first.child.id().expect("running") as libc::pid_t;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let error = first.until(|e| e["event"] == "error").await;
+    assert_eq!(error["title"], "Interrupted");
+    assert!(
+        error["detail"]
+            .as_str()
+            .unwrap()
+            .contains("run the same command again")
+    );
+    assert_eq!(first.child.wait().await.unwrap().code(), Some(130));
+
+    let second = stack.run(&args).await;
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    assert_eq!(second.named("part_accepted")[0]["resumed"], true);
+    assert_eq!(stack.count("SELECT count(*) FROM leads").await, 3_000);
+}
