@@ -110,6 +110,34 @@ async fn the_bar_renders_in_a_terminal_and_ends_at_100_percent() {
         !screen.contains("\"event\""),
         "no JSON lines on a terminal: {screen}"
     );
+
+    // The issue's own words: `leads import tests/fixtures/<an export>.csv` shows a bar that
+    // ends at 100 % and a summary (this export has leads that fail: exit code 1).
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/crm-contacts-export.csv"
+    );
+    let command = format!(
+        "{} --url {} import {fixture}",
+        env!("CARGO_BIN_EXE_leads"),
+        stack.url
+    );
+    let output = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm-256color")
+        .env("USER", "ann")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("script(1) runs");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{screen}");
+    assert!(screen.contains("100% 6/6 leads"), "{screen}");
+    assert!(
+        screen.contains("crm-contacts-export.csv: 6 leads in 1 part(s): created 4"),
+        "{screen}"
+    );
+    assert!(screen.contains("failed 2"), "{screen}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
