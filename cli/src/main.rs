@@ -12,6 +12,7 @@ mod failure;
 mod import;
 mod progress;
 mod split;
+mod tracker;
 
 use args::{Cli, Command};
 use clap::{CommandFactory as _, Parser as _};
