@@ -170,6 +170,23 @@ async fn json_arrays_and_json_lines_import_like_csv() {
         );
     }
     assert_eq!(stack.count("SELECT count(*) FROM leads").await, 40);
+
+    // onExisting goes in a JSON part's body.
+    let run = stack
+        .run(&[
+            "import",
+            path_str(&array),
+            "--created-by",
+            "ann",
+            "--on-existing",
+            "skip",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        (&run.last()["skipped"], &run.last()["failed"]),
+        (&25.into(), &0.into())
+    );
 }
 
 /// The repository's spreadsheet exports (a UTF-8 BOM with quoted newlines, UTF-16 "Unicode
