@@ -70,6 +70,7 @@ impl<'a> Tracker<'a> {
     }
 
     pub fn answered(&mut self, answer: Answer) {
+        let resumed = matches!(answer, Answer::Resumed { .. });
         match answer {
             Answer::Accepted { part, id, leads } => {
                 self.accepted(part, &id, leads, false);
@@ -89,8 +90,6 @@ impl<'a> Tracker<'a> {
             } => {
                 self.accepted(part, &status.import_id, leads, true);
                 self.resumed_processed += status.progress.processed;
-                // The bar's rate and ETA are about this run's work.
-                self.output.bar.reset_eta();
                 self.followed.push(Followed {
                     id: status.import_id.clone(),
                     counts: status.counts(),
@@ -108,6 +107,11 @@ impl<'a> Tracker<'a> {
             }
         }
         self.progress();
+        if resumed {
+            // The bar's rate and ETA are about this run's work, counted from the position the
+            // earlier run's leads put it at.
+            self.output.bar.reset_eta();
+        }
     }
 
     fn accepted(&self, part: u32, id: &str, leads: u64, resumed: bool) {
