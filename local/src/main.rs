@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let url = format!("http://{}", listener.local_addr()?);
     println!("leads-local listening on {url}  (Ctrl-C stops it and its private servers)");
     println!(
-        "try:\n  curl -i -X POST {url}/leads/import -H 'Content-Type: application/json' \\\n    -d '{{\"importId\":\"unique-import-id\",\"leads\":[{{\"fullName\":\"John Doe\",\"email\":\"john@example.com\",\"phone\":\"+1234567890\",\"status\":\"NEW\",\"source\":\"WEBSITE\"}}],\"createdBy\":\"507f1f77bcf86cd799439011\"}}'\n  curl -s {url}/leads/import/unique-import-id/status\n  curl -F file=@tests/fixtures/crm-contacts-export.csv -F importId=crm {url}/leads/import\n  curl -s {url}/leads/import/crm/status"
+        "try:\n  curl -i -X POST {url}/leads/import -H 'Content-Type: application/json' \\\n    -d '{{\"importId\":\"unique-import-id\",\"leads\":[{{\"fullName\":\"John Doe\",\"email\":\"john@example.com\",\"phone\":\"+1234567890\",\"status\":\"NEW\",\"source\":\"WEBSITE\"}}],\"createdBy\":\"507f1f77bcf86cd799439011\"}}'\n  curl -s {url}/leads/import/unique-import-id/status\n  curl -F file=@tests/fixtures/crm-contacts-export.csv -F importId=crm {url}/leads/import\n  curl -s {url}/leads/import/crm/status\nor a file of any size (cargo install --path cli):\n  leads --url {url} import tests/fixtures/crm-contacts-export.csv"
     );
     shared::local_run::serve(listener, app, shutdown_signal()).await?;
     Ok(())
