@@ -256,13 +256,19 @@ fn markdown(
     );
     let _ = writeln!(
         s,
-        "| CSV import (the same requests as `text/csv` bodies, ids in the query) vs the JSON import above; `leads-local` CPU {:.1} vs {:.1} µs per lead | {} leads/s | {} leads/s | {:.2} | ≥ 1: {} |",
-        g("csv_import_leads_local_cpu_us_per_lead"),
-        g("import_leads_local_cpu_us_per_lead"),
+        "| CSV import (the same requests as `text/csv` bodies, ids in the query; median of 3 runs) vs the JSON import above, by wall time | {} leads/s | {} leads/s | {:.2} | ≥ 1: {} |",
         fmt_rate(g("csv_import_leads_per_s")),
         fmt_rate(g("import_leads_per_s")),
         g("csv_vs_json_import"),
         verdict(g("csv_vs_json_import") >= 1.0)
+    );
+    let _ = writeln!(
+        s,
+        "| The same, by `leads-local`'s CPU per lead (what a Lambda bills; steadier than a half-second wall time on a shared machine): JSON over CSV | {:.2} µs | {:.2} µs | {:.2} | ≥ 1: {} |",
+        g("csv_import_leads_local_cpu_us_per_lead"),
+        g("import_leads_local_cpu_us_per_lead"),
+        g("csv_vs_json_import_cpu"),
+        verdict(g("csv_vs_json_import_cpu") >= 1.0)
     );
     payload_section(&mut s, r);
     completion_section(&mut s, r);
