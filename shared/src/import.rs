@@ -130,16 +130,7 @@ pub async fn accept_import(
             }
             return already_accepted(records, cache, &import_id).await;
         }
-        JobInsert::Created => JobSnapshot {
-            import_id: import_id.to_string(),
-            created_by: plan.created_by.as_str().to_owned(),
-            total: plan.total,
-            chunks: plan.chunks.len() as u32,
-            created_at: now,
-            updated_at: now,
-            rejected: plan.rejected.clone(),
-            outcomes: Vec::new(),
-        },
+        JobInsert::Created => JobSnapshot::accepted(&plan, now),
     };
     let queued_now = try_to_queue(records, queue, &plan, &snapshot).await;
     if queued_now && !plan.chunks.is_empty() {

@@ -7,6 +7,7 @@
 
 pub mod identity;
 pub mod problem;
+mod reports;
 
 use crate::app::App;
 use crate::import::{ImportAnswer, ImportBody, accept_import, dry_run};
@@ -48,13 +49,15 @@ pub const LAMBDA_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 
 pub const IMPORT_PATH: &str = "/leads/import";
 pub const STATUS_PATH: &str = "/leads/import/{importId}/status";
+pub const ERRORS_PATH: &str = "/leads/import/{importId}/errors";
+pub const IMPORTS_PATH: &str = "/leads/imports";
 
 /// `POST /leads/import`.
 pub fn import_router(app: App) -> Router {
     finish(import_routes(), app)
 }
 
-/// `GET /leads/import/{importId}/status`.
+/// `GET /leads/import/{importId}/status`, its errors report, and the caller's imports.
 pub fn status_router(app: App) -> Router {
     finish(status_routes(), app)
 }
@@ -77,7 +80,10 @@ fn import_routes() -> Router<App> {
 }
 
 fn status_routes() -> Router<App> {
-    Router::new().route(STATUS_PATH, get(job_status))
+    Router::new()
+        .route(STATUS_PATH, get(job_status))
+        .route(ERRORS_PATH, get(reports::import_errors))
+        .route(IMPORTS_PATH, get(reports::imports))
 }
 
 fn with_fallbacks(router: Router<App>) -> Router<App> {

@@ -110,6 +110,22 @@ impl Lead {
 }
 
 impl LeadInput {
+    /// The text each field carried, in the order of [`FIELDS`] (`None`: absent, or not text):
+    /// what the errors report shows of a lead refused at import.
+    pub fn texts(&self) -> [Option<&str>; 5] {
+        [
+            &self.full_name,
+            &self.email,
+            &self.phone,
+            &self.status,
+            &self.source,
+        ]
+        .map(|field| match field {
+            JsonText::Text(text) => Some(&**text),
+            JsonText::NotText(_) => None,
+        })
+    }
+
     /// Judges a lead by its raw JSON text (syntax already checked by serde_json): an object is
     /// read field by field, anything else keeps only its kind.
     pub(crate) fn from_raw(raw: &str) -> Self {

@@ -5,6 +5,7 @@
 //! plan or nothing.
 
 use crate::domain::{CreatedBy, Email, ImportId, Lead};
+use crate::job::original_rows::OriginalRow;
 use crate::job::request::ImportRequest;
 use crate::job::status::LeadError;
 use sha2::{Digest, Sha256};
@@ -47,6 +48,8 @@ pub struct ImportPlan {
     pub payload_hash: String,
     /// Leads refused before queueing, already final.
     pub rejected: Vec<LeadError>,
+    /// What the refused leads carried, for the errors report (kept with the job).
+    pub rejected_rows: Vec<OriginalRow>,
     pub chunks: Vec<Chunk>,
     /// `BATCH_SIZE` when planned: with `rejected`, it tells which leads each chunk holds.
     pub batch_size: usize,
@@ -61,6 +64,7 @@ impl ImportPlan {
             HashMap::with_capacity(request.leads.len());
         let mut valid = Vec::with_capacity(request.leads.len());
         let mut rejected = Vec::new();
+        let mut rejected_rows = Vec::new();
         for (index, input) in request.leads.iter().enumerate() {
             let line = request.lines.get(index).copied();
             let index = index as u32;
@@ -91,6 +95,7 @@ impl ImportPlan {
                     hasher.update([0x1e]);
                     hasher.update(&err.code);
                     rejected.push(err);
+                    rejected_rows.push(OriginalRow::of_input(index, input));
                 }
             }
             hasher.update([0x1d]);
@@ -109,6 +114,7 @@ impl ImportPlan {
             total: request.leads.len() as u64,
             payload_hash: hex::encode(hasher.finalize()),
             rejected,
+            rejected_rows,
             chunks,
             batch_size,
         }

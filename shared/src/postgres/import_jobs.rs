@@ -30,8 +30,8 @@ impl Store {
         created_at: OffsetDateTime,
     ) -> Result<JobInsert, StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO import_jobs (import_id, created_by, payload_hash, total, chunk_count, batch_size, rejected, created_at, payload)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (import_id) DO NOTHING",
+            "INSERT INTO import_jobs (import_id, created_by, payload_hash, total, chunk_count, batch_size, rejected, created_at, payload, rejected_rows)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (import_id) DO NOTHING",
         )
         .bind(plan.import_id.as_str())
         .bind(plan.created_by.as_str())
@@ -42,6 +42,7 @@ impl Store {
         .bind(Json(&plan.rejected))
         .bind(created_at)
         .bind(payload::encode(plan))
+        .bind(payload::encode_rejected(plan))
         .execute(&mut *self.connection().await?)
         .await?;
         if inserted.rows_affected() == 1 {
@@ -74,7 +75,8 @@ impl Store {
     /// Everything Postgres knows of a job, or `None` for an unknown id.
     pub async fn load_job(&self, import_id: &ImportId) -> Result<Option<JobSnapshot>, StoreError> {
         let Some(job) = sqlx::query(
-            "SELECT created_by, total, chunk_count, rejected, created_at FROM import_jobs WHERE import_id = $1",
+            "SELECT created_by, total, chunk_count, rejected, created_at, cancelled_at IS NOT NULL AS cancelled
+             FROM import_jobs WHERE import_id = $1",
         )
         .bind(import_id.as_str())
         .fetch_optional(&mut *self.connection().await?)
@@ -89,20 +91,24 @@ impl Store {
         .fetch_all(&mut *self.connection().await?)
         .await?;
         let created_at: OffsetDateTime = job.get("created_at");
-        let updated_at = chunks
-            .iter()
-            .map(|r| r.get::<OffsetDateTime, _>("processed_at"))
-            .max()
-            .unwrap_or(created_at);
+        let processed_at = || {
+            chunks
+                .iter()
+                .map(|r| r.get::<OffsetDateTime, _>("processed_at"))
+        };
+        let rejected = job.get::<Json<Vec<LeadError>>, _>("rejected").0;
         Ok(Some(JobSnapshot {
             import_id: import_id.to_string(),
             created_by: job.get("created_by"),
             total: job.get::<i32, _>("total") as u64,
             chunks: job.get::<i32, _>("chunk_count") as u32,
             created_at,
-            updated_at,
-            rejected: job.get::<Json<Vec<LeadError>>, _>("rejected").0,
+            updated_at: processed_at().max().unwrap_or(created_at),
+            started_at: processed_at().min(),
+            rejected_count: rejected.len() as u64,
+            rejected,
             outcomes: chunks.iter().map(outcome_from_row).collect(),
+            cancelled: job.get("cancelled"),
         }))
     }
 

@@ -12,10 +12,12 @@ mod import_chunks;
 mod import_jobs;
 mod leads;
 mod payload;
+mod reports;
 mod sign_in;
 
 pub use import_chunks::Outcomes;
 pub use import_jobs::{DueJob, EntryChunk};
+pub use reports::ImportsAfter;
 pub use sign_in::{Credential, CredentialFuture, CredentialSource};
 
 use crate::aws::db_auth::DbAuthError;

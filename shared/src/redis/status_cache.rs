@@ -1,16 +1,20 @@
 //! The job status cache, `import:job:{importId}`: a Redis hash clients' polls are served from.
 //!
 //! Layout (known to this module only): the job's plan in plain fields (`importId`,
-//! `createdBy`, `total`, `chunks`, `createdAt`, `updatedAt`, `rejected`) and one field `o:{seq}` per chunk holding its
-//! recorded outcome. Writing an outcome with `HSETNX` makes a replayed chunk a no-op, so the
-//! progress update is idempotent without any counter that could be added twice; the counts
-//! are summed from the outcomes when read. The key is only a cache: when it has expired,
-//! Postgres (which holds the same facts) rebuilds it.
+//! `createdBy`, `total`, `chunks`, `createdAt`, `updatedAt`, `startedAt`, `rejectedCount`,
+//! `cancelled`, and `rejected`: the first [`STATUS_ERRORS`] leads refused at import) and one
+//! field `o:{seq}` per chunk holding its recorded outcome's counts. The chunks' errors live
+//! beside it in `import:job:{importId}:errors`, one field `e:{seq}` per chunk that has any, so
+//! that a poll reads the counts and only the errors of the first chunks, however many leads
+//! failed. Writing an outcome with `HSETNX` makes a replayed chunk a no-op, so the progress
+//! update is idempotent without any counter that could be added twice; the counts are summed
+//! from the outcomes when read. The keys are only a cache: when they have expired (or were
+//! dropped, as a cancel does), Postgres (which holds the same facts) rebuilds them.
 
 use super::connection::Redis;
 use super::keys::Keys;
 use crate::domain::ImportId;
-use crate::job::status::{ChunkOutcome, JobSnapshot, LeadError, timestamp};
+use crate::job::status::{ChunkOutcome, JobSnapshot, LeadError, STATUS_ERRORS, timestamp};
 use crate::ports::{StatusCacheReader, Unavailable};
 use ::redis::{RedisResult, Script};
 use std::collections::HashMap;
@@ -29,11 +33,17 @@ pub struct StatusCache {
 }
 
 /// A job's status document as written when the job is queued (`Queue::enqueue` writes it in
-/// the same script as the entries).
+/// the same script as the entries). A job being queued has no outcome yet, so no errors hash.
 pub(crate) struct CacheDocument {
     pub key: String,
     pub ttl_secs: u64,
     pub fields: Vec<(String, String)>,
+}
+
+/// A snapshot as the two hashes' fields.
+struct Fields {
+    status: Vec<(String, String)>,
+    errors: Vec<(String, String)>,
 }
 
 impl StatusCache {
@@ -45,16 +55,48 @@ impl StatusCache {
         CacheDocument {
             key: self.keys.job(&snapshot.import_id),
             ttl_secs: self.ttl.as_secs(),
-            fields: snapshot_fields(snapshot),
+            fields: snapshot_fields(snapshot).status,
         }
     }
 
     /// The cached snapshot, or `None` when the key does not exist (never set, or expired).
+    /// Its outcomes' counts are complete; only the errors of the first chunks that hold
+    /// [`STATUS_ERRORS`] of them are read (what the status document shows).
     pub async fn get(&self, import_id: &ImportId) -> RedisResult<Option<JobSnapshot>> {
         let mut get = ::redis::cmd("HGETALL");
         get.arg(self.keys.job(import_id.as_str()));
         let fields: HashMap<String, String> = self.redis.query(&get).await?;
-        Ok(snapshot_from_fields(&fields))
+        let Some(mut snapshot) = snapshot_from_fields(&fields) else {
+            return Ok(None);
+        };
+        let mut needed = Vec::new();
+        let mut failed = 0usize;
+        for outcome in snapshot.outcomes.iter().filter(|o| o.failed > 0) {
+            if failed >= STATUS_ERRORS {
+                break;
+            }
+            failed += outcome.failed as usize;
+            needed.push(format!("e:{}", outcome.seq));
+        }
+        if !needed.is_empty() {
+            let mut get = ::redis::cmd("HMGET");
+            get.arg(self.keys.job_errors(import_id.as_str()))
+                .arg(&needed);
+            let errors: Vec<Option<String>> = self.redis.query(&get).await?;
+            let by_field: HashMap<&String, String> = needed
+                .iter()
+                .zip(errors)
+                .filter_map(|(field, errors)| Some((field, errors?)))
+                .collect();
+            for outcome in &mut snapshot.outcomes {
+                if let Some(errors) = by_field.get(&format!("e:{}", outcome.seq))
+                    && let Ok(errors) = serde_json::from_str(errors)
+                {
+                    outcome.errors = errors;
+                }
+            }
+        }
+        Ok(Some(snapshot))
     }
 
     /// Records chunk outcomes in the cache. Returns `false` when the key is missing and no
@@ -68,24 +110,32 @@ impl StatusCache {
         rebuilt: Option<&JobSnapshot>,
     ) -> RedisResult<bool> {
         let key = self.keys.job(import_id.as_str());
-        let snapshot = rebuilt.map(snapshot_fields).unwrap_or_default();
+        let errors_key = self.keys.job_errors(import_id.as_str());
+        let snapshot = rebuilt.map(snapshot_fields).unwrap_or(Fields {
+            status: Vec::new(),
+            errors: Vec::new(),
+        });
         let now = timestamp::format(OffsetDateTime::now_utc());
-        let mut args: Vec<String> = Vec::with_capacity(3 + snapshot.len() * 2 + outcomes.len() * 2);
+        let mut args: Vec<String> = Vec::with_capacity(
+            4 + (snapshot.status.len() + snapshot.errors.len()) * 2 + outcomes.len() * 3,
+        );
         args.extend([
             self.ttl.as_secs().to_string(),
             now,
-            (snapshot.len() * 2).to_string(),
+            (snapshot.status.len() * 2).to_string(),
+            (snapshot.errors.len() * 2).to_string(),
         ]);
-        args.extend(snapshot.into_iter().flat_map(|(k, v)| [k, v]));
+        args.extend(snapshot.status.into_iter().flat_map(|(k, v)| [k, v]));
+        args.extend(snapshot.errors.into_iter().flat_map(|(k, v)| [k, v]));
         for outcome in outcomes {
-            args.push(outcome.seq.to_string());
-            args.push(serde_json::to_string(outcome).expect("outcomes serialize"));
+            let (counts, errors) = split_outcome(outcome);
+            args.extend([outcome.seq.to_string(), counts, errors.unwrap_or_default()]);
         }
         let applied: i64 = self
             .redis
             .run(|mut c| {
                 let mut invocation = APPLY_OUTCOMES.key(&key);
-                invocation.arg(&args);
+                invocation.key(&errors_key).arg(&args);
                 async move { invocation.invoke_async(&mut c).await }
             })
             .await?;
@@ -95,11 +145,22 @@ impl StatusCache {
     /// Drops one chunk's outcome from the cache (the dead-letter re-drive; Postgres already
     /// forgot it), so the job reads `processing` until the chunk is stored.
     pub async fn forget_outcome(&self, import_id: &ImportId, seq: u32) -> RedisResult<()> {
-        let mut forget = ::redis::cmd("HDEL");
-        forget
-            .arg(self.keys.job(import_id.as_str()))
-            .arg(format!("o:{seq}"));
-        self.redis.query::<i64>(&forget).await.map(drop)
+        let mut pipe = ::redis::pipe();
+        pipe.atomic()
+            .hdel(self.keys.job(import_id.as_str()), format!("o:{seq}"))
+            .ignore()
+            .hdel(self.keys.job_errors(import_id.as_str()), format!("e:{seq}"))
+            .ignore();
+        self.redis.query_pipe::<()>(&pipe).await
+    }
+
+    /// Drops the job's cached document: the next read or drain rebuilds it from Postgres
+    /// (after a change Postgres decided, such as a cancel).
+    pub async fn forget_job(&self, import_id: &ImportId) -> RedisResult<()> {
+        let mut del = ::redis::cmd("DEL");
+        del.arg(self.keys.job(import_id.as_str()))
+            .arg(self.keys.job_errors(import_id.as_str()));
+        self.redis.query::<i64>(&del).await.map(drop)
     }
 }
 
@@ -109,9 +170,25 @@ impl StatusCacheReader for StatusCache {
     }
 }
 
-/// The hash fields that hold a snapshot (see the module comment for the layout).
-fn snapshot_fields(s: &JobSnapshot) -> Vec<(String, String)> {
-    let mut fields = vec![
+/// An outcome as its counts' JSON (errors left out) and its errors' JSON (`None` when none).
+fn split_outcome(outcome: &ChunkOutcome) -> (String, Option<String>) {
+    let counts = ChunkOutcome {
+        errors: Vec::new(),
+        ..outcome.clone()
+    };
+    (
+        serde_json::to_string(&counts).expect("outcomes serialize"),
+        (!outcome.errors.is_empty())
+            .then(|| serde_json::to_string(&outcome.errors).expect("errors serialize")),
+    )
+}
+
+/// The hashes' fields that hold a snapshot (see the module comment for the layout).
+fn snapshot_fields(s: &JobSnapshot) -> Fields {
+    let mut rejected = s.rejected.clone();
+    rejected.sort_by_key(|e| e.index);
+    rejected.truncate(STATUS_ERRORS);
+    let mut status = vec![
         ("importId".to_owned(), s.import_id.clone()),
         ("createdBy".to_owned(), s.created_by.clone()),
         ("total".to_owned(), s.total.to_string()),
@@ -120,16 +197,25 @@ fn snapshot_fields(s: &JobSnapshot) -> Vec<(String, String)> {
         ("updatedAt".to_owned(), timestamp::format(s.updated_at)),
         (
             "rejected".to_owned(),
-            serde_json::to_string(&s.rejected).expect("errors serialize"),
+            serde_json::to_string(&rejected).expect("errors serialize"),
         ),
+        ("rejectedCount".to_owned(), s.rejected_count.to_string()),
     ];
-    for outcome in &s.outcomes {
-        fields.push((
-            format!("o:{}", outcome.seq),
-            serde_json::to_string(outcome).expect("outcomes serialize"),
-        ));
+    if let Some(started_at) = s.started_at {
+        status.push(("startedAt".to_owned(), timestamp::format(started_at)));
     }
-    fields
+    if s.cancelled {
+        status.push(("cancelled".to_owned(), "1".to_owned()));
+    }
+    let mut errors = Vec::new();
+    for outcome in &s.outcomes {
+        let (counts, chunk_errors) = split_outcome(outcome);
+        status.push((format!("o:{}", outcome.seq), counts));
+        if let Some(chunk_errors) = chunk_errors {
+            errors.push((format!("e:{}", outcome.seq), chunk_errors));
+        }
+    }
+    Fields { status, errors }
 }
 
 fn snapshot_from_fields(fields: &HashMap<String, String>) -> Option<JobSnapshot> {
@@ -141,6 +227,7 @@ fn snapshot_from_fields(fields: &HashMap<String, String>) -> Option<JobSnapshot>
         .filter_map(|(_, v)| serde_json::from_str(v).ok())
         .collect();
     outcomes.sort_by_key(|o| o.seq);
+    let rejected = serde_json::from_str::<Vec<LeadError>>(get("rejected")?).ok()?;
     Some(JobSnapshot {
         import_id: get("importId")?.to_owned(),
         created_by: get("createdBy")?.to_owned(),
@@ -148,8 +235,14 @@ fn snapshot_from_fields(fields: &HashMap<String, String>) -> Option<JobSnapshot>
         chunks: get("chunks")?.parse().ok()?,
         created_at: time("createdAt")?,
         updated_at: time("updatedAt")?,
-        rejected: serde_json::from_str::<Vec<LeadError>>(get("rejected")?).ok()?,
+        started_at: time("startedAt"),
+        // A document cached before the count was kept held every refused lead.
+        rejected_count: get("rejectedCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(rejected.len() as u64),
+        rejected,
         outcomes,
+        cancelled: get("cancelled").is_some(),
     })
 }
 
@@ -167,6 +260,9 @@ mod tests {
             chunks: 2,
             created_at: datetime!(2024-01-01 0:00 UTC),
             updated_at: datetime!(2024-01-01 0:01:02.345 UTC),
+            started_at: Some(datetime!(2024-01-01 0:00:01 UTC)),
+            rejected_count: 1,
+            cancelled: true,
             rejected: vec![LeadError {
                 index: 2,
                 error: "bad".into(),
@@ -182,7 +278,8 @@ mod tests {
                 errors: vec![],
             }],
         };
-        let fields: HashMap<String, String> = snapshot_fields(&snapshot).into_iter().collect();
+        let fields: HashMap<String, String> =
+            snapshot_fields(&snapshot).status.into_iter().collect();
         assert_eq!(snapshot_from_fields(&fields), Some(snapshot));
     }
 

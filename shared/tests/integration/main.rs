@@ -22,6 +22,7 @@ mod durability;
 mod event_driven;
 mod faults;
 mod identity;
+mod lifecycle_errors;
 mod limits;
 mod logs;
 mod pipeline;
