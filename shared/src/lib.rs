@@ -13,6 +13,7 @@
 //!   request (record, enqueue, decide the answer), [`status`] reads a job's document (cache
 //!   first, Postgres when needed), [`errors_report`] pages an import's every error (or
 //!   writes them as CSV with what each lead carried), [`list`] pages a caller's imports,
+//!   [`cancel`] stops an import (the ledger decides its undecided chunks as cancelled),
 //!   [`drain`] moves stream entries into Postgres one
 //!   time-bounded batch per call (its module comment is the crash proof), and [`redrive`] puts
 //!   dead letters back once their cause is fixed. [`ports`] names what the import and status
@@ -32,6 +33,7 @@
 pub mod api;
 pub mod app;
 pub mod aws;
+pub mod cancel;
 pub mod config;
 pub mod domain;
 pub mod drain;

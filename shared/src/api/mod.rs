@@ -5,6 +5,7 @@
 //! A handler only extracts what the request carries, calls a use case, and turns its answer
 //! into a response; every error becomes a [`Problem`] through the `From` impls in [`problem`].
 
+mod actions;
 pub mod identity;
 pub mod problem;
 mod reports;
@@ -51,8 +52,9 @@ pub const IMPORT_PATH: &str = "/leads/import";
 pub const STATUS_PATH: &str = "/leads/import/{importId}/status";
 pub const ERRORS_PATH: &str = "/leads/import/{importId}/errors";
 pub const IMPORTS_PATH: &str = "/leads/imports";
+pub const CANCEL_PATH: &str = "/leads/import/{importId}/cancel";
 
-/// `POST /leads/import`.
+/// `POST /leads/import`, and the actions on an accepted import (cancel).
 pub fn import_router(app: App) -> Router {
     finish(import_routes(), app)
 }
@@ -76,6 +78,7 @@ fn finish(routes: Router<App>, app: App) -> Router {
 fn import_routes() -> Router<App> {
     Router::new()
         .route(IMPORT_PATH, post(import_leads))
+        .route(CANCEL_PATH, post(actions::cancel))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 

@@ -1,6 +1,7 @@
 //! RFC 9457 problem details: the only shape an error ever leaves the API in.
 
 use super::identity::NoIdentity;
+use crate::cancel::CancelError;
 use crate::errors_report::ErrorsReportError;
 use crate::import::ImportError;
 use crate::job::caller::UnusableIdentity;
@@ -246,6 +247,22 @@ impl From<ErrorsReportError> for Problem {
             e @ ErrorsReportError::InvalidCursor => invalid_param("cursor", e.to_string()),
             e @ ErrorsReportError::NotFound(_) => Problem::not_found(e.to_string()),
             ErrorsReportError::Unavailable(_) => Problem::unavailable(),
+        }
+    }
+}
+
+impl From<CancelError> for Problem {
+    fn from(e: CancelError) -> Self {
+        match e {
+            CancelError::InvalidId(message) => invalid_id(message),
+            e @ CancelError::NotFound(_) => Problem::not_found(e.to_string()),
+            e @ CancelError::Finished(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "import-finished",
+                "Import finished",
+                e.to_string(),
+            ),
+            CancelError::Unavailable(_) => Problem::unavailable(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! entries by inserting those rows. A replayed entry finds its row already there and stores
 //! nothing; two drains racing on one entry serialize on the row's primary key.
 
+mod cancel;
 mod import_chunks;
 mod import_jobs;
 mod leads;
@@ -15,6 +16,7 @@ mod payload;
 mod reports;
 mod sign_in;
 
+pub use cancel::Cancelled;
 pub use import_chunks::Outcomes;
 pub use import_jobs::{DueJob, EntryChunk};
 pub use reports::ImportsAfter;

@@ -66,6 +66,7 @@ const IMPORT: &str = "/leads/import";
 const STATUS: &str = "/leads/import/{importId}/status";
 const ERRORS: &str = "/leads/import/{importId}/errors";
 const IMPORTS: &str = "/leads/imports";
+const CANCEL: &str = "/leads/import/{importId}/cancel";
 
 #[test]
 fn the_contract_is_openapi_3_1_with_both_operations_and_valid_examples() {
@@ -115,6 +116,7 @@ fn the_gateways_own_refusals_are_documented_for_both_operations() {
         ("get", STATUS),
         ("get", ERRORS),
         ("get", IMPORTS),
+        ("post", CANCEL),
     ] {
         for (status, message) in [(401, "Unauthorized"), (403, "Forbidden")] {
             let answer = Answer {

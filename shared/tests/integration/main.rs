@@ -11,6 +11,7 @@ mod support;
 
 mod api;
 mod cache_auth;
+mod cancel;
 mod cluster;
 mod contract;
 mod credentials;

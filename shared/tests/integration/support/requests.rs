@@ -67,6 +67,12 @@ impl TestApp {
             .await
     }
 
+    /// `POST path` (path and query) without a body.
+    pub async fn post(&self, path_and_query: &str) -> Answer {
+        self.call(Request::post(path_and_query).body(Body::empty()).unwrap())
+            .await
+    }
+
     /// Every error of an import's report, page after page of `limit`.
     pub async fn error_report(&self, import_id: &str, limit: usize) -> Vec<Value> {
         let mut errors = Vec::new();
