@@ -106,6 +106,19 @@ pub async fn accept_import(
 ) -> Result<ImportAnswer, ImportError> {
     let (request, mapping) = body.parse(limits.max_leads, caller.created_by()?.as_ref())?;
     let plan = ImportPlan::new(request, limits.batch_size);
+    accept_plan(records, queue, cache, kicker, plan, mapping).await
+}
+
+/// Accepts a planned import (a request's, or a retry's of an earlier import's failures):
+/// records it, queues it, and decides the answer as the table above says.
+pub async fn accept_plan(
+    records: &impl JobRecords,
+    queue: &impl JobQueue,
+    cache: &impl StatusCacheReader,
+    kicker: &impl DrainKicker,
+    plan: ImportPlan,
+    mapping: Option<ColumnMapping>,
+) -> Result<ImportAnswer, ImportError> {
     let import_id = plan.import_id.clone();
     let now = OffsetDateTime::now_utc();
     let snapshot = match records

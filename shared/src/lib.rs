@@ -14,6 +14,7 @@
 //!   first, Postgres when needed), [`errors_report`] pages an import's every error (or
 //!   writes them as CSV with what each lead carried), [`list`] pages a caller's imports,
 //!   [`cancel`] stops an import (the ledger decides its undecided chunks as cancelled),
+//!   [`retry`] imports an import's failures again as a new import linked to it,
 //!   [`drain`] moves stream entries into Postgres one
 //!   time-bounded batch per call (its module comment is the crash proof), and [`redrive`] puts
 //!   dead letters back once their cause is fixed. [`ports`] names what the import and status
@@ -48,5 +49,6 @@ pub mod postgres;
 pub mod reconcile;
 pub mod redis;
 pub mod redrive;
+pub mod retry;
 pub mod status;
 pub mod telemetry;

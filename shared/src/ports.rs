@@ -125,6 +125,8 @@ pub(crate) mod fakes {
             rejected_count: 1,
             outcomes: vec![],
             cancelled: false,
+            parent_import_id: None,
+            child_import_ids: vec![],
         }
     }
 

@@ -7,6 +7,7 @@ use crate::import::ImportError;
 use crate::job::caller::UnusableIdentity;
 use crate::job::request::{InvalidParam, RequestError};
 use crate::list::ListError;
+use crate::retry::RetryError;
 use crate::status::StatusError;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -263,6 +264,29 @@ impl From<CancelError> for Problem {
                 e.to_string(),
             ),
             CancelError::Unavailable(_) => Problem::unavailable(),
+        }
+    }
+}
+
+impl From<RetryError> for Problem {
+    fn from(e: RetryError) -> Self {
+        match e {
+            RetryError::InvalidId(message) => invalid_id(message),
+            e @ RetryError::NotFound(_) => Problem::not_found(e.to_string()),
+            e @ RetryError::Unfinished(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "import-unfinished",
+                "Import unfinished",
+                e.to_string(),
+            ),
+            e @ RetryError::NothingToRetry(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "nothing-to-retry",
+                "Nothing to retry",
+                e.to_string(),
+            ),
+            RetryError::Import(e) => e.into(),
+            RetryError::Unavailable(_) => Problem::unavailable(),
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct ImportPlan {
     pub chunks: Vec<Chunk>,
     /// `BATCH_SIZE` when planned: with `rejected`, it tells which leads each chunk holds.
     pub batch_size: usize,
+    /// The import whose failures this one retries (set by the retry, never by a request).
+    pub parent_import_id: Option<ImportId>,
 }
 
 impl ImportPlan {
@@ -117,6 +119,7 @@ impl ImportPlan {
             rejected_rows,
             chunks,
             batch_size,
+            parent_import_id: None,
         }
     }
 }

@@ -139,6 +139,10 @@ pub struct JobSnapshot {
     pub outcomes: Vec<ChunkOutcome>,
     /// Cancelled by its creator: the chunks not stored by then were decided as cancelled.
     pub cancelled: bool,
+    /// The import whose failures this one retries, if it is a retry.
+    pub parent_import_id: Option<String>,
+    /// The retries of this import's failures, oldest first.
+    pub child_import_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +190,12 @@ pub struct JobStatus {
     /// Seconds until every lead is decided at that rate; absent with it and once finished.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub eta_seconds: Option<u64>,
+    /// The import whose failures this one retries.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub parent_import_id: Option<String>,
+    /// The retries of this import's failures, oldest first; absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub child_import_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,6 +262,8 @@ pub struct JobFacts {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub started_at: Option<OffsetDateTime>,
+    pub parent_import_id: Option<String>,
+    pub child_import_ids: Vec<String>,
 }
 
 impl JobFacts {
@@ -305,6 +317,8 @@ impl JobFacts {
             completed_at: finished.then_some(self.updated_at),
             leads_per_second: leads_per_second.map(|r| (r * 10.0).round() / 10.0),
             eta_seconds,
+            parent_import_id: self.parent_import_id,
+            child_import_ids: self.child_import_ids,
         }
     }
 }
@@ -324,6 +338,8 @@ impl JobSnapshot {
             rejected: plan.rejected.clone(),
             outcomes: Vec::new(),
             cancelled: false,
+            parent_import_id: plan.parent_import_id.as_ref().map(|p| p.to_string()),
+            child_import_ids: Vec::new(),
         }
     }
 
@@ -338,6 +354,8 @@ impl JobSnapshot {
             created_at: self.created_at,
             updated_at: self.updated_at,
             started_at: self.started_at,
+            parent_import_id: self.parent_import_id.clone(),
+            child_import_ids: self.child_import_ids.clone(),
         }
     }
 
@@ -449,6 +467,8 @@ mod tests {
             rejected_count: 1,
             outcomes,
             cancelled: false,
+            parent_import_id: None,
+            child_import_ids: vec![],
         }
     }
 

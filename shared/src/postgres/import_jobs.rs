@@ -30,8 +30,8 @@ impl Store {
         created_at: OffsetDateTime,
     ) -> Result<JobInsert, StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO import_jobs (import_id, created_by, payload_hash, total, chunk_count, batch_size, rejected, created_at, payload, rejected_rows)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (import_id) DO NOTHING",
+            "INSERT INTO import_jobs (import_id, created_by, payload_hash, total, chunk_count, batch_size, rejected, created_at, payload, rejected_rows, parent_import_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (import_id) DO NOTHING",
         )
         .bind(plan.import_id.as_str())
         .bind(plan.created_by.as_str())
@@ -43,6 +43,7 @@ impl Store {
         .bind(created_at)
         .bind(payload::encode(plan))
         .bind(payload::encode_rejected(plan))
+        .bind(plan.parent_import_id.as_ref().map(|p| p.as_str()))
         .execute(&mut *self.connection().await?)
         .await?;
         if inserted.rows_affected() == 1 {
@@ -75,8 +76,10 @@ impl Store {
     /// Everything Postgres knows of a job, or `None` for an unknown id.
     pub async fn load_job(&self, import_id: &ImportId) -> Result<Option<JobSnapshot>, StoreError> {
         let Some(job) = sqlx::query(
-            "SELECT created_by, total, chunk_count, rejected, created_at, cancelled_at IS NOT NULL AS cancelled
-             FROM import_jobs WHERE import_id = $1",
+            "SELECT created_by, total, chunk_count, rejected, created_at, cancelled_at IS NOT NULL AS cancelled,
+                 parent_import_id, ARRAY(SELECT c.import_id FROM import_jobs c WHERE c.parent_import_id = j.import_id
+                                         ORDER BY c.created_at, c.import_id) AS children
+             FROM import_jobs j WHERE import_id = $1",
         )
         .bind(import_id.as_str())
         .fetch_optional(&mut *self.connection().await?)
@@ -109,6 +112,8 @@ impl Store {
             rejected,
             outcomes: chunks.iter().map(outcome_from_row).collect(),
             cancelled: job.get("cancelled"),
+            parent_import_id: job.get("parent_import_id"),
+            child_import_ids: job.get("children"),
         }))
     }
 

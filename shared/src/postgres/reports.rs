@@ -94,7 +94,10 @@ impl Store {
         let rows = sqlx::query(
             "SELECT j.import_id, j.total, j.chunk_count, jsonb_array_length(j.rejected) AS rejected_count,
                     j.cancelled_at IS NOT NULL AS cancelled, j.created_at,
-                    c.decided, c.successful, c.failed, c.any_dead, c.started_at, c.updated_at
+                    c.decided, c.successful, c.failed, c.any_dead, c.started_at, c.updated_at,
+                    j.parent_import_id,
+                    ARRAY(SELECT k.import_id FROM import_jobs k WHERE k.parent_import_id = j.import_id
+                          ORDER BY k.created_at, k.import_id) AS children
              FROM import_jobs j
              CROSS JOIN LATERAL (
                  SELECT count(*) AS decided, coalesce(sum(successful), 0)::bigint AS successful,
@@ -134,8 +137,22 @@ impl Store {
                         .get::<Option<OffsetDateTime>, _>("updated_at")
                         .unwrap_or(created_at),
                     started_at: r.get("started_at"),
+                    parent_import_id: r.get("parent_import_id"),
+                    child_import_ids: r.get("children"),
                 }
             })
             .collect())
+    }
+}
+
+impl Store {
+    /// The retries of a job's failures, oldest first.
+    pub async fn child_import_ids(&self, import_id: &ImportId) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT import_id FROM import_jobs WHERE parent_import_id = $1 ORDER BY created_at, import_id",
+        )
+        .bind(import_id.as_str())
+        .fetch_all(&mut *self.connection().await?)
+        .await?)
     }
 }

@@ -25,6 +25,14 @@ use time::OffsetDateTime;
 static APPLY_OUTCOMES: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("apply_outcomes.lua")));
 
+/// HSET of one field, only on a key that exists (a partial hash would read as no document and
+/// block the rebuild).
+static SET_IF_CACHED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end",
+    )
+});
+
 #[derive(Clone)]
 pub struct StatusCache {
     redis: Redis,
@@ -154,6 +162,19 @@ impl StatusCache {
         self.redis.query_pipe::<()>(&pipe).await
     }
 
+    /// Notes a new retry of the job in its cached document, if it is cached (a missing key is
+    /// rebuilt from Postgres, which has it).
+    pub async fn set_children(&self, import_id: &ImportId, children: &[String]) -> RedisResult<()> {
+        let ids = serde_json::to_string(children).expect("ids serialize");
+        self.redis
+            .run(|mut c| {
+                let mut invocation = SET_IF_CACHED.key(self.keys.job(import_id.as_str()));
+                invocation.arg("childImportIds").arg(&ids);
+                async move { invocation.invoke_async::<()>(&mut c).await }
+            })
+            .await
+    }
+
     /// Drops the job's cached document: the next read or drain rebuilds it from Postgres
     /// (after a change Postgres decided, such as a cancel).
     pub async fn forget_job(&self, import_id: &ImportId) -> RedisResult<()> {
@@ -207,6 +228,15 @@ fn snapshot_fields(s: &JobSnapshot) -> Fields {
     if s.cancelled {
         status.push(("cancelled".to_owned(), "1".to_owned()));
     }
+    if let Some(parent) = &s.parent_import_id {
+        status.push(("parentImportId".to_owned(), parent.clone()));
+    }
+    if !s.child_import_ids.is_empty() {
+        status.push((
+            "childImportIds".to_owned(),
+            serde_json::to_string(&s.child_import_ids).expect("ids serialize"),
+        ));
+    }
     let mut errors = Vec::new();
     for outcome in &s.outcomes {
         let (counts, chunk_errors) = split_outcome(outcome);
@@ -243,6 +273,10 @@ fn snapshot_from_fields(fields: &HashMap<String, String>) -> Option<JobSnapshot>
         rejected,
         outcomes,
         cancelled: get("cancelled").is_some(),
+        parent_import_id: get("parentImportId").map(str::to_owned),
+        child_import_ids: get("childImportIds")
+            .and_then(|ids| serde_json::from_str(ids).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -263,6 +297,8 @@ mod tests {
             started_at: Some(datetime!(2024-01-01 0:00:01 UTC)),
             rejected_count: 1,
             cancelled: true,
+            parent_import_id: Some("p".into()),
+            child_import_ids: vec!["c1".into(), "c2".into()],
             rejected: vec![LeadError {
                 index: 2,
                 error: "bad".into(),

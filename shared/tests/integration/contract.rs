@@ -34,6 +34,12 @@ fn validator(spec: &Value, schema: &Value) -> jsonschema::Validator {
     jsonschema::draft202012::new(&root).expect("a valid JSON Schema")
 }
 
+/// Asserts that `answer` is what the contract documents for `method path` (for other test
+/// modules).
+pub fn conforms_to_contract(method: &str, path: &str, answer: &Answer) {
+    conforms(&spec(), method, path, answer);
+}
+
 /// Asserts that `answer` is what the contract documents for `method path`.
 fn conforms(spec: &Value, method: &str, path: &str, answer: &Answer) {
     let operation = &spec["paths"][path][method];
@@ -117,6 +123,7 @@ fn the_gateways_own_refusals_are_documented_for_both_operations() {
         ("get", ERRORS),
         ("get", IMPORTS),
         ("post", CANCEL),
+        ("post", "/leads/import/{importId}/retry"),
     ] {
         for (status, message) in [(401, "Unauthorized"), (403, "Forbidden")] {
             let answer = Answer {

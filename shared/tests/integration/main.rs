@@ -28,5 +28,6 @@ mod limits;
 mod logs;
 mod pipeline;
 mod redrive;
+mod retry;
 mod tls;
 mod transient_faults;
