@@ -189,6 +189,11 @@ impl App {
         ImportLimits {
             max_leads: self.config.max_leads_per_import,
             batch_size: self.config.batch_size,
+            callbacks: self
+                .config
+                .webhook_secret
+                .is_some()
+                .then(|| std::sync::Arc::new(self.config.webhook_allowed_hosts.clone())),
         }
     }
 

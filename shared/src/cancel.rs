@@ -10,6 +10,7 @@ use crate::job::caller::Caller;
 use crate::job::status::JobStatus;
 use crate::postgres::{Cancelled, Store, StoreError};
 use crate::redis::status_cache::StatusCache;
+use crate::webhook::Notifications;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CancelError {
@@ -35,6 +36,7 @@ pub enum CancelAnswer {
 pub async fn cancel_import(
     store: &Store,
     cache: &StatusCache,
+    notifications: &Notifications,
     caller: &Caller,
     raw_id: &str,
 ) -> Result<CancelAnswer, CancelError> {
@@ -53,6 +55,11 @@ pub async fn cancel_import(
             true
         }
     };
+    // Ended now (or by the earlier cancel, should that one have failed right here).
+    notifications
+        .owe(store, &[import_id.as_str()])
+        .await
+        .map_err(unavailable)?;
     // The cached document no longer says what Postgres decided: dropped, it is rebuilt on
     // the next drain. Should Redis be unreachable, a poll still gets Postgres's document
     // (the cache counts fewer decided chunks than Postgres: see `status`).

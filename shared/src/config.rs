@@ -202,6 +202,30 @@ pub const VARIABLES: &[Variable] = &[
         "longest an import waits for Lambda to take its drain kick; past it the schedule picks \
          the job up",
     ),
+    Variable::new(
+        "WEBHOOK_SECRET",
+        "",
+        "the Standard Webhooks signing secret (`whsec_` and base64 of at least 24 bytes) of the \
+         notifications sent when an import ends; empty: no notification is sent and a \
+         `callbackUrl` is refused",
+    ),
+    Variable::new(
+        "WEBHOOK_URL",
+        "",
+        "where every import's end is notified (beside its own `callbackUrl`); empty: none",
+    ),
+    Variable::new(
+        "WEBHOOK_ALLOWED_HOSTS",
+        "",
+        "hosts and CIDR ranges (comma-separated) a notification may reach over plain `http` or \
+         at a private, loopback or link-local address; others must be public `https`",
+    ),
+    Variable::new(
+        "WEBHOOK_RETRY_BASE_MS",
+        "5000",
+        "delay before a failed notification's first retry; doubled per attempt, with jitter, \
+         for up to 24 hours",
+    ),
     Variable::new("PORT", "3000", "the local run's port"),
     Variable::new(
         "DRAIN_INTERVAL_MS",
@@ -283,6 +307,14 @@ pub struct Config {
     pub dead_letter_retention: Duration,
     /// `IDLE_CONSUMER_MS`.
     pub idle_consumer: Duration,
+    /// `WEBHOOK_SECRET`; `None` when empty (no notifications).
+    pub webhook_secret: Option<crate::webhook::WebhookSecret>,
+    /// `WEBHOOK_URL`; `None` when empty.
+    pub webhook_url: Option<String>,
+    /// `WEBHOOK_ALLOWED_HOSTS`.
+    pub webhook_allowed_hosts: crate::webhook::AllowList,
+    /// `WEBHOOK_RETRY_BASE_MS`.
+    pub webhook_retry_base: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -357,6 +389,33 @@ impl Config {
             None => default_of("CONSUMER_NAME").to_owned(),
         };
         let port = number("PORT", 0)?;
+        let webhook_secret = match var("WEBHOOK_SECRET") {
+            None => None,
+            Some(text) => Some(
+                crate::webhook::WebhookSecret::parse(&text).ok_or(ConfigError {
+                    name: "WEBHOOK_SECRET",
+                    expected: "whsec_ followed by base64 of at least 24 bytes",
+                    // Never the secret itself.
+                    value: "(hidden)".to_owned(),
+                })?,
+            ),
+        };
+        let webhook_url = var("WEBHOOK_URL");
+        if webhook_url.is_some() && webhook_secret.is_none() {
+            return Err(ConfigError {
+                name: "WEBHOOK_SECRET",
+                expected: "set when WEBHOOK_URL is (notifications are signed)",
+                value: String::new(),
+            });
+        }
+        let webhook_allowed_hosts =
+            crate::webhook::AllowList::parse(&text("WEBHOOK_ALLOWED_HOSTS")).map_err(|entry| {
+                ConfigError {
+                    name: "WEBHOOK_ALLOWED_HOSTS",
+                    expected: "host names and CIDR ranges, comma-separated",
+                    value: entry,
+                }
+            })?;
         Ok(Config {
             batch_size: number("BATCH_SIZE", 1)? as usize,
             cache_ttl: Duration::from_secs(number("CACHE_TTL", 1)?),
@@ -390,6 +449,10 @@ impl Config {
                 number("DEAD_LETTER_RETENTION_DAYS", 1)? * 24 * 3600,
             ),
             idle_consumer: millis("IDLE_CONSUMER_MS", 1)?,
+            webhook_secret,
+            webhook_url,
+            webhook_allowed_hosts,
+            webhook_retry_base: millis("WEBHOOK_RETRY_BASE_MS", 1)?,
         })
     }
 }

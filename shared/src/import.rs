@@ -28,11 +28,38 @@ use crate::ports::{
 use crate::status::current_snapshot;
 use time::OffsetDateTime;
 
-/// The limits an import is planned under (`MAX_LEADS_PER_IMPORT`, `BATCH_SIZE`).
-#[derive(Debug, Clone, Copy)]
+/// The limits an import is planned under (`MAX_LEADS_PER_IMPORT`, `BATCH_SIZE`, and where a
+/// `callbackUrl` may point).
+#[derive(Debug, Clone)]
 pub struct ImportLimits {
     pub max_leads: usize,
     pub batch_size: usize,
+    /// `WEBHOOK_ALLOWED_HOSTS` when notifications are on (`WEBHOOK_SECRET` set); `None`
+    /// refuses every `callbackUrl`.
+    pub callbacks: Option<std::sync::Arc<crate::webhook::AllowList>>,
+}
+
+/// A request's `callbackUrl`, if any, is one notifications may be sent to (see `webhook`).
+async fn check_callback(request: &ImportRequest, limits: &ImportLimits) -> Result<(), ImportError> {
+    let Some(url) = &request.callback_url else {
+        return Ok(());
+    };
+    let refused = |message: String| {
+        let errors = vec![crate::job::request::InvalidParam {
+            pointer: "/callbackUrl".to_owned(),
+            message: message.clone(),
+        }];
+        ImportError::Request(RequestError::invalid(message, errors))
+    };
+    let Some(allow) = &limits.callbacks else {
+        return Err(refused(
+            "callbackUrl cannot be used: this deployment sends no notifications".to_owned(),
+        ));
+    };
+    crate::webhook::check_url(url, allow)
+        .await
+        .map(drop)
+        .map_err(|e| refused(e.to_string()))
 }
 
 #[derive(Debug, PartialEq)]
@@ -46,7 +73,7 @@ pub enum ImportAnswer {
         mapping: Option<ColumnMapping>,
     },
     /// The same request was accepted before (200): the job's current status.
-    AlreadyAccepted(JobStatus),
+    AlreadyAccepted(Box<JobStatus>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +132,7 @@ pub async fn accept_import(
     body: ImportBody<'_>,
 ) -> Result<ImportAnswer, ImportError> {
     let (request, mapping) = body.parse(limits.max_leads, caller.created_by()?.as_ref())?;
+    check_callback(&request, &limits).await?;
     let plan = ImportPlan::new(request, limits.batch_size);
     accept_plan(records, queue, cache, kicker, plan, mapping).await
 }
@@ -187,6 +215,7 @@ pub async fn dry_run(
     body: ImportBody<'_>,
 ) -> Result<DryRunReport, ImportError> {
     let (request, mapping) = body.parse(limits.max_leads, caller.created_by()?.as_ref())?;
+    check_callback(&request, &limits).await?;
     let plan = ImportPlan::new(request, limits.batch_size.max(1));
     let valid: Vec<&crate::job::plan::IndexedLead> =
         plan.chunks.iter().flat_map(|c| &c.leads).collect();
@@ -253,7 +282,9 @@ async fn already_accepted(
         .await
         .map_err(unavailable("load the job"))?
         .ok_or_else(|| vanished(import_id))?;
-    Ok(ImportAnswer::AlreadyAccepted(snapshot.into_status()))
+    Ok(ImportAnswer::AlreadyAccepted(Box::new(
+        snapshot.into_status(),
+    )))
 }
 
 /// A job recorded a moment ago cannot be read back: the database is not answering as it
@@ -278,6 +309,7 @@ mod tests {
     const LIMITS: ImportLimits = ImportLimits {
         max_leads: 10,
         batch_size: 2,
+        callbacks: None,
     };
 
     fn body(name: &str) -> Vec<u8> {

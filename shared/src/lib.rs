@@ -52,3 +52,4 @@ pub mod redrive;
 pub mod retry;
 pub mod status;
 pub mod telemetry;
+pub mod webhook;

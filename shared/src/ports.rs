@@ -127,6 +127,7 @@ pub(crate) mod fakes {
             cancelled: false,
             parent_import_id: None,
             child_import_ids: vec![],
+            notification: None,
         }
     }
 

@@ -92,6 +92,9 @@ pub async fn retry_failures<Q: JobQueue, K: DrainKicker>(
         created_by,
         leads,
         lines: Vec::new(),
+        // The parent's own notification said it ended; the child's end goes to the
+        // deployment's `WEBHOOK_URL` only.
+        callback_url: None,
     };
     let mut plan = ImportPlan::new(request, limits.batch_size);
     plan.parent_import_id = Some(parent.clone());

@@ -7,6 +7,7 @@ use crate::app::App;
 use crate::cancel::{CancelAnswer, cancel_import};
 use crate::job::caller::Caller;
 use crate::retry::{RetryStores, retry_failures};
+use crate::webhook::Notifications;
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -21,13 +22,19 @@ pub(super) async fn cancel(
     raw_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
     let raw_id = raw_id.map(|Path(id)| id).unwrap_or_default();
-    Ok(
-        match cancel_import(&app.store, &app.cache, &caller, &raw_id).await? {
-            CancelAnswer::CancelledNow(status) => (StatusCode::ACCEPTED, Json(status)),
-            CancelAnswer::AlreadyCancelled(status) => (StatusCode::OK, Json(status)),
-        }
-        .into_response(),
+    Ok(match cancel_import(
+        &app.store,
+        &app.cache,
+        &Notifications::from_config(&app.config),
+        &caller,
+        &raw_id,
     )
+    .await?
+    {
+        CancelAnswer::CancelledNow(status) => (StatusCode::ACCEPTED, Json(status)),
+        CancelAnswer::AlreadyCancelled(status) => (StatusCode::OK, Json(status)),
+    }
+    .into_response())
 }
 
 /// `202` and the new import, as an import's `202` (with `parentImportId`); `?all=true` takes

@@ -397,6 +397,7 @@ fn csv_options(
             "createdBy" => &mut options.created_by,
             "delimiter" => &mut options.delimiter,
             "mapping" => &mut options.mapping,
+            "callbackUrl" => &mut options.callback_url,
             _ => continue,
         };
         if slot.replace(value).is_some() {

@@ -31,6 +31,8 @@ pub struct CsvOptions {
     pub charset: Option<String>,
     /// `Header:field,Other:field`: columns mapped explicitly, before (and over) the aliases.
     pub mapping: Option<String>,
+    /// `callbackUrl`: where to POST the notification that the import ended.
+    pub callback_url: Option<String>,
 }
 
 /// Which columns of a CSV import were read into which field, and which were ignored: the
@@ -350,6 +352,7 @@ impl CsvImport {
                 created_by,
                 leads,
                 lines,
+                callback_url: options.callback_url.clone(),
             },
             mapping: columns.report(&headers),
         })

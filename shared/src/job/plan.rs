@@ -55,6 +55,8 @@ pub struct ImportPlan {
     pub batch_size: usize,
     /// The import whose failures this one retries (set by the retry, never by a request).
     pub parent_import_id: Option<ImportId>,
+    /// Where to POST the notification that the import ended.
+    pub callback_url: Option<String>,
 }
 
 impl ImportPlan {
@@ -120,6 +122,7 @@ impl ImportPlan {
             chunks,
             batch_size,
             parent_import_id: None,
+            callback_url: request.callback_url,
         }
     }
 }

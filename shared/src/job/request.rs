@@ -61,6 +61,9 @@ pub struct ImportRequest {
     pub leads: Vec<LeadInput>,
     /// A CSV import's line where each lead's record starts (header = 1); empty for JSON.
     pub lines: Vec<u32>,
+    /// Where to POST the notification that the import ended (`callbackUrl`); checked by the
+    /// import use case, which knows the deployment's rules.
+    pub callback_url: Option<String>,
 }
 
 impl ImportRequest {
@@ -121,6 +124,13 @@ impl ImportRequest {
         let mut errors = Vec::new();
         let (import_id, created_by) =
             judge_ids(&raw.import_id, &raw.created_by, caller, &mut errors)?;
+        let callback_url = raw
+            .callback_url
+            .optional("callbackUrl")
+            .map_err(|e| errors.push(param("/callbackUrl", &e.message)))
+            .ok()
+            .flatten()
+            .map(str::to_owned);
         let leads = match raw.leads {
             LeadsField::Absent => {
                 errors.push(param("/leads", "leads is required"));
@@ -145,6 +155,7 @@ impl ImportRequest {
                 created_by,
                 leads,
                 lines: Vec::new(),
+                callback_url,
             }),
             _ => Err(RequestError::invalid(
                 "the import request is invalid",
@@ -230,6 +241,7 @@ pub(crate) fn param(pointer: &str, message: &str) -> InvalidParam {
 struct RawRequest {
     import_id: JsonText,
     created_by: JsonText,
+    callback_url: JsonText,
     leads: LeadsField,
     duplicate_key: Option<&'static str>,
 }
@@ -265,7 +277,7 @@ impl<'de> Visitor<'de> for RequestSeed<'_> {
         f.write_str("a JSON object with importId, leads and createdBy")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRequest, A::Error> {
-        const NAMES: [&str; 3] = ["importId", "createdBy", "leads"];
+        const NAMES: [&str; 4] = ["importId", "createdBy", "leads", "callbackUrl"];
         let mut raw = RawRequest::default();
         let mut seen = [false; NAMES.len()];
         while let Some(key) = map.next_key::<&'de RawValue>()? {
@@ -281,6 +293,7 @@ impl<'de> Visitor<'de> for RequestSeed<'_> {
             match slot {
                 0 => raw.import_id = map.next_value()?,
                 1 => raw.created_by = map.next_value()?,
+                3 => raw.callback_url = map.next_value()?,
                 _ => raw.leads = map.next_value_seed(LeadsSeed(self))?,
             }
         }

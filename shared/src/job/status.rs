@@ -143,6 +143,8 @@ pub struct JobSnapshot {
     pub parent_import_id: Option<String>,
     /// The retries of this import's failures, oldest first.
     pub child_import_ids: Vec<String>,
+    /// Its end's notification, once one was owed.
+    pub notification: Option<NotificationState>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,6 +198,9 @@ pub struct JobStatus {
     /// The retries of this import's failures, oldest first; absent when none.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub child_import_ids: Vec<String>,
+    /// The notification of its end: the last attempt and its answer.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub notification: Option<NotificationState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,6 +232,22 @@ impl JobState {
 /// The errors report of an import, relative to the API's root.
 pub fn errors_url(import_id: &str) -> String {
     format!("/leads/import/{import_id}/errors")
+}
+
+/// Where an import's notification stands, as its status document shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationState {
+    pub attempts: u32,
+    #[serde(
+        with = "timestamp::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub last_attempt_at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_response_code: Option<u16>,
+    pub delivered: bool,
 }
 
 /// What the chunks' outcomes add up to: all the state and the counts need, whether summed
@@ -264,6 +285,7 @@ pub struct JobFacts {
     pub started_at: Option<OffsetDateTime>,
     pub parent_import_id: Option<String>,
     pub child_import_ids: Vec<String>,
+    pub notification: Option<NotificationState>,
 }
 
 impl JobFacts {
@@ -319,6 +341,7 @@ impl JobFacts {
             eta_seconds,
             parent_import_id: self.parent_import_id,
             child_import_ids: self.child_import_ids,
+            notification: self.notification,
         }
     }
 }
@@ -340,6 +363,7 @@ impl JobSnapshot {
             cancelled: false,
             parent_import_id: plan.parent_import_id.as_ref().map(|p| p.to_string()),
             child_import_ids: Vec::new(),
+            notification: None,
         }
     }
 
@@ -356,6 +380,7 @@ impl JobSnapshot {
             started_at: self.started_at,
             parent_import_id: self.parent_import_id.clone(),
             child_import_ids: self.child_import_ids.clone(),
+            notification: self.notification.clone(),
         }
     }
 
@@ -469,6 +494,7 @@ mod tests {
             cancelled: false,
             parent_import_id: None,
             child_import_ids: vec![],
+            notification: None,
         }
     }
 

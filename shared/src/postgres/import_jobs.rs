@@ -30,8 +30,8 @@ impl Store {
         created_at: OffsetDateTime,
     ) -> Result<JobInsert, StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO import_jobs (import_id, created_by, payload_hash, total, chunk_count, batch_size, rejected, created_at, payload, rejected_rows, parent_import_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (import_id) DO NOTHING",
+            "INSERT INTO import_jobs (import_id, created_by, payload_hash, total, chunk_count, batch_size, rejected, created_at, payload, rejected_rows, parent_import_id, callback_url)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (import_id) DO NOTHING",
         )
         .bind(plan.import_id.as_str())
         .bind(plan.created_by.as_str())
@@ -44,6 +44,7 @@ impl Store {
         .bind(payload::encode(plan))
         .bind(payload::encode_rejected(plan))
         .bind(plan.parent_import_id.as_ref().map(|p| p.as_str()))
+        .bind(plan.callback_url.as_deref())
         .execute(&mut *self.connection().await?)
         .await?;
         if inserted.rows_affected() == 1 {
@@ -114,6 +115,7 @@ impl Store {
             cancelled: job.get("cancelled"),
             parent_import_id: job.get("parent_import_id"),
             child_import_ids: job.get("children"),
+            notification: self.notification_state(import_id).await?,
         }))
     }
 

@@ -15,12 +15,14 @@ mod leads;
 mod payload;
 mod reports;
 mod sign_in;
+mod webhooks;
 
 pub use cancel::Cancelled;
 pub use import_chunks::Outcomes;
 pub use import_jobs::{DueJob, EntryChunk};
 pub use reports::ImportsAfter;
 pub use sign_in::{Credential, CredentialFuture, CredentialSource};
+pub use webhooks::DueDelivery;
 
 use crate::aws::db_auth::DbAuthError;
 use sign_in::{SignIn, is_login_refused};

@@ -139,6 +139,8 @@ impl Store {
                     started_at: r.get("started_at"),
                     parent_import_id: r.get("parent_import_id"),
                     child_import_ids: r.get("children"),
+                    // The list shows the imports' progress; each status document its notification.
+                    notification: None,
                 }
             })
             .collect())

@@ -14,7 +14,9 @@
 use super::connection::Redis;
 use super::keys::Keys;
 use crate::domain::ImportId;
-use crate::job::status::{ChunkOutcome, JobSnapshot, LeadError, STATUS_ERRORS, timestamp};
+use crate::job::status::{
+    ChunkOutcome, JobSnapshot, LeadError, NotificationState, STATUS_ERRORS, timestamp,
+};
 use crate::ports::{StatusCacheReader, Unavailable};
 use ::redis::{RedisResult, Script};
 use std::collections::HashMap;
@@ -166,10 +168,29 @@ impl StatusCache {
     /// rebuilt from Postgres, which has it).
     pub async fn set_children(&self, import_id: &ImportId, children: &[String]) -> RedisResult<()> {
         let ids = serde_json::to_string(children).expect("ids serialize");
+        self.set_if_cached(import_id, "childImportIds", &ids).await
+    }
+
+    /// Notes a notification attempt in the job's cached document, if it is cached.
+    pub async fn set_notification(
+        &self,
+        import_id: &ImportId,
+        state: &NotificationState,
+    ) -> RedisResult<()> {
+        let state = serde_json::to_string(state).expect("states serialize");
+        self.set_if_cached(import_id, "notification", &state).await
+    }
+
+    async fn set_if_cached(
+        &self,
+        import_id: &ImportId,
+        field: &str,
+        value: &str,
+    ) -> RedisResult<()> {
         self.redis
             .run(|mut c| {
                 let mut invocation = SET_IF_CACHED.key(self.keys.job(import_id.as_str()));
-                invocation.arg("childImportIds").arg(&ids);
+                invocation.arg(field).arg(value);
                 async move { invocation.invoke_async::<()>(&mut c).await }
             })
             .await
@@ -231,6 +252,12 @@ fn snapshot_fields(s: &JobSnapshot) -> Fields {
     if let Some(parent) = &s.parent_import_id {
         status.push(("parentImportId".to_owned(), parent.clone()));
     }
+    if let Some(notification) = &s.notification {
+        status.push((
+            "notification".to_owned(),
+            serde_json::to_string(notification).expect("states serialize"),
+        ));
+    }
     if !s.child_import_ids.is_empty() {
         status.push((
             "childImportIds".to_owned(),
@@ -277,6 +304,7 @@ fn snapshot_from_fields(fields: &HashMap<String, String>) -> Option<JobSnapshot>
         child_import_ids: get("childImportIds")
             .and_then(|ids| serde_json::from_str(ids).ok())
             .unwrap_or_default(),
+        notification: get("notification").and_then(|n| serde_json::from_str(n).ok()),
     })
 }
 
@@ -299,6 +327,12 @@ mod tests {
             cancelled: true,
             parent_import_id: Some("p".into()),
             child_import_ids: vec!["c1".into(), "c2".into()],
+            notification: Some(NotificationState {
+                attempts: 2,
+                last_attempt_at: Some(datetime!(2024-01-01 0:02 UTC)),
+                last_response_code: Some(500),
+                delivered: false,
+            }),
             rejected: vec![LeadError {
                 index: 2,
                 error: "bad".into(),

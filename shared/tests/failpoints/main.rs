@@ -249,6 +249,7 @@ async fn a_cancel_waits_for_a_drain_mid_transaction_and_wins_every_chunk_after()
         shared::cancel::cancel_import(
             &app.store,
             &app.cache,
+            &shared::webhook::Notifications::from_config(&app.config),
             &shared::job::caller::Caller::Unverified,
             "raced",
         )

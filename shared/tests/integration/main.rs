@@ -31,3 +31,4 @@ mod redrive;
 mod retry;
 mod tls;
 mod transient_faults;
+mod webhooks;

@@ -1,0 +1,57 @@
+//! Notifications when an import ends (`completed`, `failed` or `cancelled`): a POST to the
+//! import's `callbackUrl` and to the deployment's `WEBHOOK_URL`, signed as the Standard
+//! Webhooks specification describes ([`signature`]).
+//!
+//! Delivery is at least once and never holds up the drain. When a drain records the outcome
+//! that finishes an import (or a cancel finishes it), one row per URL is added to the
+//! `webhook_deliveries` table in Postgres, the durable store: a notification owed is as
+//! durable as the outcome that made it owed, whatever happens to Redis. Each drain invocation
+//! (and so the local loop) then sends the rows that are due ([`deliver`]), a few at a time with
+//! a short timeout each, and records each attempt (time, response code) in the row and in the
+//! status document; a failed attempt is tried again after `WEBHOOK_RETRY_BASE_MS` doubled per
+//! attempt, with jitter, until 24 hours after the first. The row's id is the `webhook-id`,
+//! the same on every attempt, so a receiver can drop the repeats.
+//!
+//! Where a URL may point ([`target`]): `https` only, and never to a private, loopback or
+//! link-local address once resolved, unless `WEBHOOK_ALLOWED_HOSTS` names the host or a range
+//! holding its address. A per-import URL is checked when the import is submitted (a refusal is
+//! its `400`), and every URL again before each attempt (DNS may have changed).
+
+pub mod deliver;
+pub mod signature;
+pub mod target;
+
+pub use deliver::{DeliveryReport, deliver_due};
+
+use crate::config::Config;
+use crate::postgres::{Store, StoreError};
+
+/// Whether notifications are on (`WEBHOOK_SECRET` set) and the deployment's own URL: what
+/// the drain and the cancel need to owe one when an import ends.
+#[derive(Debug, Clone, Default)]
+pub struct Notifications {
+    enabled: bool,
+    default_url: Option<String>,
+}
+
+impl Notifications {
+    pub fn from_config(config: &Config) -> Self {
+        Notifications {
+            enabled: config.webhook_secret.is_some(),
+            default_url: config.webhook_url.clone(),
+        }
+    }
+
+    /// Owes the notification of each of `import_ids` that has just finished (see
+    /// [`Store::owe_notifications`]); nothing when notifications are off.
+    pub async fn owe(&self, store: &Store, import_ids: &[&str]) -> Result<(), StoreError> {
+        if !self.enabled || import_ids.is_empty() {
+            return Ok(());
+        }
+        store
+            .owe_notifications(import_ids, self.default_url.as_deref())
+            .await
+    }
+}
+pub use signature::WebhookSecret;
+pub use target::{AllowList, TargetError, check_url};
