@@ -50,6 +50,26 @@ expect "import-fn answers a retry with 200" "$(invoke import-fn import-seed.json
 expect "import-fn refuses malformed JSON with a problem" "$(invoke import-fn import-bad-json.json)" '"statusCode":400'
 expect "import-fn refuses a form-encoded body" "$(invoke import-fn import-form-encoded.json)" '"statusCode":415'
 expect "drain-fn runs again on the same environment" "$(invoke drain-fn drain-scheduled.json)" '"entries":0'
+# Following an import (issue 15): the status event sent to the other paths, as API Gateway
+# would route them (errors report and list to status-fn, cancel to import-fn).
+python3 - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+for name, method, path, query in [
+    ("errors", "GET", "/leads/import/unique-import-id/errors", "limit=10"),
+    ("imports", "GET", "/leads/imports", "state=completed"),
+    ("cancel", "POST", "/leads/import/unique-import-id/cancel", ""),
+]:
+    event = json.load(open("events/status.json"))
+    event["rawPath"], event["rawQueryString"] = path, query
+    event["requestContext"]["http"].update(path=path, method=method)
+    event["routeKey"] = f"{method} {path}"
+    json.dump(event, open(f"{work}/follow-{name}.json", "w"))
+PY
+follow() { timeout 180 cargo lambda invoke "$1" -P "$port" --data-file "$work/follow-$2.json"; }
+expect "status-fn pages the errors report" "$(follow status-fn errors)" '\"errors\":[]'
+expect "status-fn lists the imports" "$(follow status-fn imports)" '\"importId\":\"unique-import-id\"'
+expect "import-fn refuses to cancel a finished import" "$(follow import-fn cancel)" '"statusCode":409'
 # The body limit, with events of the real size. A body of MAX_BODY_BYTES, and one byte more, in
 # an API Gateway v2 event (the seed event's headers and context), JSON-escaped as text and
 # base64-encoded (isBase64Encoded, as API Gateway sends a type it takes as binary): each event is
