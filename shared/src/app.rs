@@ -29,6 +29,8 @@ pub struct App {
     /// Where new drains are started (see `drain_starter`): off until the function or the
     /// local run sets it.
     pub starter: DrainStarter,
+    /// The EventBridge client of `EVENT_BUS_NAME`'s notifications, made on first use.
+    pub events: crate::webhook::EventBus,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +169,7 @@ impl App {
             queue,
             cache,
             starter: DrainStarter::Off,
+            events: crate::webhook::EventBus::default(),
         })
     }
 

@@ -226,6 +226,12 @@ pub const VARIABLES: &[Variable] = &[
         "delay before a failed notification's first retry; doubled per attempt, with jitter, \
          for up to 24 hours",
     ),
+    Variable::new(
+        "EVENT_BUS_NAME",
+        "",
+        "an EventBridge bus that also gets every import's end (`PutEvents`, source \
+         `lead-import`, detail-type `Lead Import Finished`), retried like a webhook; empty: none",
+    ),
     Variable::new("PORT", "3000", "the local run's port"),
     Variable::new(
         "DRAIN_INTERVAL_MS",
@@ -315,6 +321,8 @@ pub struct Config {
     pub webhook_allowed_hosts: crate::webhook::AllowList,
     /// `WEBHOOK_RETRY_BASE_MS`.
     pub webhook_retry_base: Duration,
+    /// `EVENT_BUS_NAME`; `None` when empty.
+    pub event_bus_name: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -453,6 +461,7 @@ impl Config {
             webhook_url,
             webhook_allowed_hosts,
             webhook_retry_base: millis("WEBHOOK_RETRY_BASE_MS", 1)?,
+            event_bus_name: var("EVENT_BUS_NAME"),
         })
     }
 }

@@ -49,7 +49,7 @@ pub(super) async fn retry(
     let params = QueryParams::read(query, &["all"])?;
     let all = match params.get("all") {
         None | Some("false" | "0") => false,
-        Some("true" | "1" | "") => true,
+        Some("true" | "1") => true,
         Some(_) => {
             return Err(Problem::invalid_request(
                 "all must be true or false",

@@ -20,23 +20,24 @@ pub struct DueDelivery {
 
 impl Store {
     /// Owes a notification for each of `import_ids` that has finished (every chunk decided),
-    /// to its own `callback_url` and to `default_url`; once per import and URL, however often
-    /// it is called.
+    /// to its own `callback_url` and to each of the deployment's `targets`; once per import
+    /// and target, however often it is called.
     pub async fn owe_notifications(
         &self,
         import_ids: &[&str],
-        default_url: Option<&str>,
+        targets: &[String],
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO webhook_deliveries (import_id, url)
              SELECT j.import_id, u.url
-             FROM import_jobs j CROSS JOIN LATERAL (VALUES (j.callback_url), ($2::text)) AS u(url)
+             FROM import_jobs j
+             CROSS JOIN LATERAL (SELECT j.callback_url UNION ALL SELECT unnest($2::text[])) AS u(url)
              WHERE j.import_id = ANY($1) AND u.url IS NOT NULL
                AND (SELECT count(*) FROM import_chunks c WHERE c.import_id = j.import_id) >= j.chunk_count
              ON CONFLICT (import_id, url) DO NOTHING",
         )
         .bind(import_ids)
-        .bind(default_url)
+        .bind(targets)
         .execute(&mut *self.connection().await?)
         .await?;
         Ok(())

@@ -18,27 +18,34 @@
 //! its `400`), and every URL again before each attempt (DNS may have changed).
 
 pub mod deliver;
+pub mod event_bus;
 pub mod signature;
 pub mod target;
 
 pub use deliver::{DeliveryReport, deliver_due};
+pub use event_bus::EventBus;
 
 use crate::config::Config;
 use crate::postgres::{Store, StoreError};
 
-/// Whether notifications are on (`WEBHOOK_SECRET` set) and the deployment's own URL: what
-/// the drain and the cancel need to owe one when an import ends.
+/// The deployment's own targets of every import's notification (`WEBHOOK_URL`, the
+/// `EVENT_BUS_NAME` bus) and whether notifications are on at all (`WEBHOOK_SECRET` or a bus
+/// set): what the drain and the cancel need to owe one when an import ends.
 #[derive(Debug, Clone, Default)]
 pub struct Notifications {
     enabled: bool,
-    default_url: Option<String>,
+    targets: Vec<String>,
 }
 
 impl Notifications {
     pub fn from_config(config: &Config) -> Self {
+        let bus = config
+            .event_bus_name
+            .as_ref()
+            .map(|bus| format!("{}{bus}", event_bus::TARGET_PREFIX));
         Notifications {
-            enabled: config.webhook_secret.is_some(),
-            default_url: config.webhook_url.clone(),
+            enabled: config.webhook_secret.is_some() || bus.is_some(),
+            targets: config.webhook_url.iter().cloned().chain(bus).collect(),
         }
     }
 
@@ -48,9 +55,7 @@ impl Notifications {
         if !self.enabled || import_ids.is_empty() {
             return Ok(());
         }
-        store
-            .owe_notifications(import_ids, self.default_url.as_deref())
-            .await
+        store.owe_notifications(import_ids, &self.targets).await
     }
 }
 pub use signature::WebhookSecret;

@@ -212,3 +212,82 @@ async fn ssrf_targets_are_refused_at_submit() {
                       "leads": [{"fullName": "A", "email": "a@x.io"}]});
     assert_eq!(off.post_import(&body.to_string()).await.status, 400);
 }
+
+/// The same end on an EventBridge bus: `PutEvents` to a fake EventBridge endpoint, which
+/// refuses the first call (a throttle) and takes the second.
+#[tokio::test]
+async fn the_end_goes_to_the_event_bus_when_one_is_configured() {
+    let events: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let seen = events.clone();
+    let fake = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let seen = seen.clone();
+            async move {
+                assert_eq!(headers["x-amz-target"], "AWSEvents.PutEvents");
+                let mut seen = seen.lock().unwrap();
+                seen.push(serde_json::from_slice(&body).unwrap());
+                let json = [("content-type", "application/x-amz-json-1.1")];
+                if seen.len() == 1 {
+                    let throttled = r#"{"__type":"ThrottlingException","message":"slow down"}"#;
+                    return (StatusCode::BAD_REQUEST, json, throttled.to_owned());
+                }
+                let ok = r#"{"FailedEntryCount":0,"Entries":[{"EventId":"e-1"}]}"#;
+                (StatusCode::OK, json, ok.to_owned())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, fake).await.unwrap() });
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let client = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::Config::builder()
+            .behavior_version_latest()
+            .http_client(http)
+            .region(aws_sdk_eventbridge::config::Region::new("eu-west-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            ))
+            .retry_config(aws_sdk_eventbridge::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+
+    let mut t = spawn_app_with(&[
+        ("EVENT_BUS_NAME", "leads-bus"),
+        ("WEBHOOK_RETRY_BASE_MS", "1"),
+    ])
+    .await;
+    t.app.events = shared::webhook::EventBus::with_client(client);
+    t.post_accepted("on-the-bus", &synthetic_leads(3, "bus", 0, 0))
+        .await;
+    t.drain_all().await;
+    for _ in 0..50 {
+        if events.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        shared::webhook::deliver_due(&t.app).await;
+    }
+    let events = std::mem::take(&mut *events.lock().unwrap());
+    assert_eq!(events.len(), 2, "refused once, then taken: {events:?}");
+    let entry = &events[1]["Entries"][0];
+    assert_eq!(entry["Source"], "lead-import");
+    assert_eq!(entry["DetailType"], "Lead Import Finished");
+    assert_eq!(entry["EventBusName"], "leads-bus");
+    let detail: Value = serde_json::from_str(entry["Detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["importId"], "on-the-bus");
+    assert_eq!(detail["status"], "completed");
+    let doc = t.get_status("on-the-bus").await.body;
+    assert_eq!(doc["notification"]["delivered"], true, "{doc}");
+    assert_eq!(doc["notification"]["attempts"], 2);
+}
