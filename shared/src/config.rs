@@ -210,6 +210,12 @@ pub const VARIABLES: &[Variable] = &[
          `callbackUrl` is refused",
     ),
     Variable::new(
+        "WEBHOOK_SECRET_ARN",
+        "",
+        "on AWS instead of `WEBHOOK_SECRET`: the Secrets Manager secret (ARN or name) whose \
+         `SecretString` is that `whsec_` secret, read on first use with the function's role",
+    ),
+    Variable::new(
         "WEBHOOK_URL",
         "",
         "where every import's end is notified (beside its own `callbackUrl`); empty: none",
@@ -315,6 +321,8 @@ pub struct Config {
     pub idle_consumer: Duration,
     /// `WEBHOOK_SECRET`; `None` when empty (no notifications).
     pub webhook_secret: Option<crate::webhook::WebhookSecret>,
+    /// `WEBHOOK_SECRET_ARN`; `None` when empty.
+    pub webhook_secret_arn: Option<String>,
     /// `WEBHOOK_URL`; `None` when empty.
     pub webhook_url: Option<String>,
     /// `WEBHOOK_ALLOWED_HOSTS`.
@@ -334,6 +342,11 @@ pub struct ConfigError {
 }
 
 impl Config {
+    /// Whether signed notifications (webhooks) are on: a signing secret is configured.
+    pub fn webhooks_signed(&self) -> bool {
+        self.webhook_secret.is_some() || self.webhook_secret_arn.is_some()
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -408,11 +421,19 @@ impl Config {
                 })?,
             ),
         };
+        let webhook_secret_arn = var("WEBHOOK_SECRET_ARN");
+        if webhook_secret.is_some() && webhook_secret_arn.is_some() {
+            return Err(ConfigError {
+                name: "WEBHOOK_SECRET_ARN",
+                expected: "unset when WEBHOOK_SECRET is set (one source of the secret)",
+                value: String::new(),
+            });
+        }
         let webhook_url = var("WEBHOOK_URL");
-        if webhook_url.is_some() && webhook_secret.is_none() {
+        if webhook_url.is_some() && webhook_secret.is_none() && webhook_secret_arn.is_none() {
             return Err(ConfigError {
                 name: "WEBHOOK_SECRET",
-                expected: "set when WEBHOOK_URL is (notifications are signed)",
+                expected: "set (or WEBHOOK_SECRET_ARN) when WEBHOOK_URL is: notifications are signed",
                 value: String::new(),
             });
         }
@@ -458,6 +479,7 @@ impl Config {
             ),
             idle_consumer: millis("IDLE_CONSUMER_MS", 1)?,
             webhook_secret,
+            webhook_secret_arn,
             webhook_url,
             webhook_allowed_hosts,
             webhook_retry_base: millis("WEBHOOK_RETRY_BASE_MS", 1)?,

@@ -137,9 +137,9 @@ async fn body_of(app: &App, delivery: &DueDelivery) -> Option<String> {
 /// One attempt: the answer's status, or `None` when there was none (refused target, network
 /// error, timeout). Logs name the import, never the URL (it may carry a token).
 async fn send(app: &App, client: &HttpsClient, delivery: &DueDelivery, body: &str) -> Option<u16> {
-    let Some(secret) = &app.config.webhook_secret else {
-        // Owed while WEBHOOK_SECRET was set, since removed: nothing to sign with.
-        tracing::warn!(import_id = %delivery.import_id, "no WEBHOOK_SECRET to sign a notification with");
+    let Some(secret) = app.signing_key.get().await else {
+        // Off since it was owed, or the secret cannot be read now: tried again later.
+        tracing::warn!(import_id = %delivery.import_id, "no webhook signing secret to sign a notification with");
         return None;
     };
     let uri = match check_url(&delivery.url, &app.config.webhook_allowed_hosts).await {

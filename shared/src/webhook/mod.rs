@@ -20,6 +20,7 @@
 pub mod deliver;
 pub mod event_bus;
 pub mod signature;
+pub mod signing_key;
 pub mod target;
 
 pub use deliver::{DeliveryReport, deliver_due};
@@ -44,7 +45,7 @@ impl Notifications {
             .as_ref()
             .map(|bus| format!("{}{bus}", event_bus::TARGET_PREFIX));
         Notifications {
-            enabled: config.webhook_secret.is_some() || bus.is_some(),
+            enabled: config.webhooks_signed() || bus.is_some(),
             targets: config.webhook_url.iter().cloned().chain(bus).collect(),
         }
     }
@@ -59,4 +60,5 @@ impl Notifications {
     }
 }
 pub use signature::WebhookSecret;
+pub use signing_key::SigningKey;
 pub use target::{AllowList, TargetError, check_url};

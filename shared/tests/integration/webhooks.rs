@@ -291,3 +291,57 @@ async fn the_end_goes_to_the_event_bus_when_one_is_configured() {
     assert_eq!(doc["notification"]["delivered"], true, "{doc}");
     assert_eq!(doc["notification"]["attempts"], 2);
 }
+
+/// On AWS the signing secret is read from Secrets Manager (`WEBHOOK_SECRET_ARN`), on first
+/// use: the receiver verifies the notification with it.
+#[tokio::test]
+async fn the_signing_secret_can_come_from_secrets_manager() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let endpoint = crate::credentials::fake_secrets_manager(
+        Arc::new(Mutex::new(SECRET.to_owned())),
+        calls.clone(),
+    )
+    .await;
+    let t = spawn_app_with(&[]).await;
+    let vars = t.env(&[
+        (
+            "WEBHOOK_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:leads/db-webhook",
+        ),
+        ("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1"),
+        ("WEBHOOK_RETRY_BASE_MS", "1"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        ),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint.as_str()),
+    ]);
+    let app = shared::app::App::from_lookup(|k| vars.get(k).cloned())
+        .await
+        .unwrap();
+    let t = TestApp { app, ..t };
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "nothing read at cold start"
+    );
+    let (url, receiver) = start_receiver().await;
+    let body = json!({"importId": "signed-by-sm", "createdBy": "u1", "callbackUrl": url,
+                      "leads": synthetic_leads(2, "sm", 0, 0)});
+    assert_eq!(t.post_import(&body.to_string()).await.status, 202);
+    t.drain_all().await;
+    for _ in 0..3 {
+        shared::webhook::deliver_due(&t.app).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let r = std::mem::take(&mut *receiver.lock().unwrap());
+    assert!(
+        r.verified.len() >= 3,
+        "every attempt verified with the secret: {}",
+        r.verified.len()
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "read once, then kept");
+}
