@@ -110,8 +110,9 @@ impl Lead {
 }
 
 impl LeadInput {
-    /// The text each field carried, in the order of [`FIELDS`] (`None`: absent, or not text):
-    /// what the errors report shows of a lead refused at import.
+    /// The text each field carried (`None`: absent, or not text), in the order `fullName`,
+    /// `email`, `phone`, `status`, `source`: what the errors report shows of a lead refused
+    /// at import.
     pub fn texts(&self) -> [Option<&str>; 5] {
         [
             &self.full_name,
