@@ -42,6 +42,9 @@ struct Envelope<'a> {
 /// Sends the notifications due now; failures are recorded for a later attempt, never raised.
 pub async fn deliver_due(app: &App) -> DeliveryReport {
     let mut report = DeliveryReport::default();
+    if !super::Notifications::from_config(&app.config).enabled {
+        return report;
+    }
     let lease = ATTEMPT_TIMEOUT * PER_INVOCATION as u32 + Duration::from_secs(60);
     let due = match app
         .store
