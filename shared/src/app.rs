@@ -231,6 +231,7 @@ impl App {
             self.store.clone(),
             self.config.reconcile_after,
             self.config.reconcile_jobs,
+            crate::webhook::Notifications::from_config(&self.config),
         )
     }
 

@@ -345,3 +345,29 @@ async fn the_signing_secret_can_come_from_secrets_manager() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1, "read once, then kept");
 }
+
+/// An import whose every lead is refused at submit has no chunk for a drain to finish: the
+/// reconciler, which notes it finished, owes its notification.
+#[tokio::test]
+async fn an_import_without_a_valid_lead_is_notified_by_the_reconciler() {
+    let t = spawn_app_with(&[
+        ("WEBHOOK_SECRET", SECRET),
+        ("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1"),
+        ("WEBHOOK_RETRY_BASE_MS", "1"),
+        ("RECONCILE_AFTER_MS", "0"),
+    ])
+    .await;
+    let (url, receiver) = start_receiver().await;
+    let body = json!({"importId": "all-refused", "createdBy": "u1", "callbackUrl": url,
+                      "leads": [{"fullName": "A", "email": "nope"}]});
+    assert_eq!(t.post_import(&body.to_string()).await.status, 202);
+    for _ in 0..5 {
+        t.drain_all().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let r = std::mem::take(&mut *receiver.lock().unwrap());
+    assert_eq!(r.accepted.len(), 1, "{} attempts", r.verified.len());
+    let event: Value = serde_json::from_str(&r.verified[0].1).unwrap();
+    assert_eq!(event["data"]["importId"], "all-refused");
+    assert_eq!(event["data"]["status"], "completed");
+}
