@@ -114,7 +114,7 @@ expect "a 4.8 MB body in base64 is an event over Lambda's limit" "$(under_lambda
 expect "the emulator delivers it all the same (Lambda would not)" "$(invoke_big over-lambda-limit-base64)" '"statusCode":413'
 
 inits=$(grep -ac 'clients built for this execution environment' "$work/watch.log" || true)
-expect "clients built once per function (3 functions, 13 invocations)" "inits=$inits" "inits=3"
+expect "clients built once per function (3 functions, 16 invocations)" "inits=$inits" "inits=3"
 
 # Event-driven: a second emulator whose import-fn and drain-fn start drain-fn with the AWS
 # SDK's asynchronous Invoke (InvocationType=Event), pointed at this emulator's own Invoke API
