@@ -129,8 +129,8 @@ pub struct JobSnapshot {
     pub updated_at: OffsetDateTime,
     /// When the first chunk's outcome was recorded; `None` before.
     pub started_at: Option<OffsetDateTime>,
-    /// Leads refused at import, before queueing: every one, or (from the cache) the first
-    /// [`STATUS_ERRORS`] by index.
+    /// Leads refused at import, before queueing: the first [`STATUS_ERRORS`] by index (all a
+    /// status document can show; the errors report has every one).
     pub rejected: Vec<LeadError>,
     /// How many leads were refused at import (`rejected` may hold fewer).
     pub rejected_count: u64,

@@ -65,6 +65,29 @@ async fn the_report_holds_every_error_in_order_and_the_document_stays_small() {
     );
     assert!(doc.get("etaSeconds").is_none(), "finished: {doc}");
 
+    // Answered by Postgres (the cache gone), the document is the same, and as small.
+    redis::cmd("DEL")
+        .arg(t.key("import:job:big"))
+        .arg(t.key("import:job:big:errors"))
+        .query_async::<()>(&mut t.redis.clone())
+        .await
+        .unwrap();
+    let (_, _, from_postgres) = t
+        .call_raw(
+            Request::get("/leads/import/big/status")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(
+        from_postgres.len() < 64 * 1024,
+        "{} bytes",
+        from_postgres.len()
+    );
+    let from_postgres: Value = serde_json::from_slice(&from_postgres).unwrap();
+    assert_eq!(from_postgres["progress"], doc["progress"]);
+    assert_eq!(from_postgres["errorCount"], 2_000);
+
     // The JSON pages, 300 at a time: exactly the 2,000, in order.
     let report = t.error_report("big", 300).await;
     let indexes: Vec<u64> = report
