@@ -2,7 +2,7 @@
 //! local loop) after its drain, a few at a time, each attempt bounded by a timeout, so a slow
 //! receiver delays a notification, never an import.
 
-use super::target::check_url;
+use super::target::{CheckedResolver, check_url};
 use crate::app::App;
 use crate::job::status::{NotificationState, timestamp};
 use crate::postgres::DueDelivery;
@@ -20,7 +20,8 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Retries stop this long after the notification was owed.
 const GIVE_UP_AFTER: time::Duration = time::Duration::hours(24);
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpsClient =
+    Client<hyper_rustls::HttpsConnector<HttpConnector<CheckedResolver>>, Full<Bytes>>;
 
 /// What one call did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,7 +61,7 @@ pub async fn deliver_due(app: &App) -> DeliveryReport {
     if due.is_empty() {
         return report;
     }
-    let Some(client) = https_client() else {
+    let Some(client) = https_client(&app.config.webhook_allowed_hosts) else {
         return report;
     };
     for delivery in due {
@@ -105,14 +106,17 @@ pub async fn deliver_due(app: &App) -> DeliveryReport {
     report
 }
 
-fn https_client() -> Option<HttpsClient> {
+/// A client whose connections reach only addresses the allow-list's rules allow.
+fn https_client(allow: &super::AllowList) -> Option<HttpsClient> {
+    let mut http = HttpConnector::new_with_resolver(CheckedResolver::new(allow.clone()));
+    http.enforce_http(false);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
         .inspect_err(|e| tracing::error!(error = %e, "TLS setup for notifications failed"))
         .ok()?
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
     Some(Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
 }
 

@@ -4,8 +4,13 @@
 //! a public-looking name that resolves to `10.0.0.1` or to the metadata service is refused.
 
 use http::Uri;
+use hyper_util::client::legacy::connect::dns::Name;
 use ipnet::IpNet;
-use std::net::IpAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 /// Hosts and ranges exempt from the rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,6 +98,52 @@ pub async fn check_url(url: &str, allow: &AllowList) -> Result<Uri, TargetError>
     Ok(uri)
 }
 
+/// The name resolver of the notifications' HTTP client: it resolves as [`check_url`] does and
+/// hands the connection only addresses the rules allow, so a name cannot resolve to a public
+/// address for the check and to a private one for the connection (DNS rebinding). Addresses
+/// written in the URL are not resolved: [`check_url`] judged them.
+#[derive(Clone)]
+pub struct CheckedResolver {
+    allow: Arc<AllowList>,
+}
+
+impl CheckedResolver {
+    pub fn new(allow: AllowList) -> Self {
+        CheckedResolver {
+            allow: Arc::new(allow),
+        }
+    }
+}
+
+impl tower_service::Service<Name> for CheckedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow = self.allow.clone();
+        Box::pin(async move {
+            let host = name.as_str();
+            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+            let refused = !allow.allows_host(host)
+                && addresses
+                    .iter()
+                    .any(|a| !is_public(a.ip()) && !allow.allows_ip(a.ip()));
+            if refused {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    TargetError::PrivateAddress.to_string(),
+                ));
+            }
+            Ok(addresses.into_iter())
+        })
+    }
+}
+
 /// Not loopback, private, link-local, shared (CGNAT), unspecified, broadcast or multicast.
 fn is_public(ip: IpAddr) -> bool {
     match ip {
@@ -167,5 +218,17 @@ mod tests {
             "localhost is not on the list"
         );
         assert_eq!(AllowList::parse("a b"), Err("a b".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn the_connections_resolver_hands_out_only_allowed_addresses() {
+        use tower_service::Service;
+        let name = |host: &str| host.parse::<Name>().unwrap();
+        let mut strict = CheckedResolver::new(AllowList::default());
+        let refused = strict.call(name("localhost")).await.unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::PermissionDenied);
+        let mut allowed = CheckedResolver::new(AllowList::parse("127.0.0.0/8, ::1").unwrap());
+        let addresses: Vec<SocketAddr> = allowed.call(name("localhost")).await.unwrap().collect();
+        assert!(!addresses.is_empty() && addresses.iter().all(|a| a.ip().is_loopback()));
     }
 }
