@@ -54,6 +54,26 @@ expect "drain-fn runs again on the same environment" "$(invoke drain-fn drain-sc
 expect "import-fn accepts a CSV export with onExisting=update" "$(invoke import-fn import-csv-update.json)" '"statusCode":202'
 expect "drain-fn stores and updates its leads" "$(invoke drain-fn drain-scheduled.json)" '"leadsStored":2'
 expect "status-fn counts one created and one updated" "$(invoke status-fn status-csv-update.json)" '\"created\":1,\"updated\":1'
+# Following an import (issue 15): the status event sent to the other paths, as API Gateway
+# would route them (errors report and list to status-fn, cancel to import-fn).
+python3 - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+for name, method, path, query in [
+    ("errors", "GET", "/leads/import/unique-import-id/errors", "limit=10"),
+    ("imports", "GET", "/leads/imports", "state=completed"),
+    ("cancel", "POST", "/leads/import/unique-import-id/cancel", ""),
+]:
+    event = json.load(open("events/status.json"))
+    event["rawPath"], event["rawQueryString"] = path, query
+    event["requestContext"]["http"].update(path=path, method=method)
+    event["routeKey"] = f"{method} {path}"
+    json.dump(event, open(f"{work}/follow-{name}.json", "w"))
+PY
+follow() { timeout 180 cargo lambda invoke "$1" -P "$port" --data-file "$work/follow-$2.json"; }
+expect "status-fn pages the errors report" "$(follow status-fn errors)" '\"errors\":[]'
+expect "status-fn lists the imports" "$(follow status-fn imports)" '\"importId\":\"unique-import-id\"'
+expect "import-fn refuses to cancel a finished import" "$(follow import-fn cancel)" '"statusCode":409'
 # The body limit, with events of the real size. A body of MAX_BODY_BYTES, and one byte more, in
 # an API Gateway v2 event (the seed event's headers and context), JSON-escaped as text and
 # base64-encoded (isBase64Encoded, as API Gateway sends a type it takes as binary): each event is
@@ -98,7 +118,7 @@ expect "a 4.8 MB body in base64 is an event over Lambda's limit" "$(under_lambda
 expect "the emulator delivers it all the same (Lambda would not)" "$(invoke_big over-lambda-limit-base64)" '"statusCode":413'
 
 inits=$(grep -ac 'clients built for this execution environment' "$work/watch.log" || true)
-expect "clients built once per function (3 functions, 16 invocations)" "inits=$inits" "inits=3"
+expect "clients built once per function (3 functions, 19 invocations)" "inits=$inits" "inits=3"
 
 # Event-driven: a second emulator whose import-fn and drain-fn start drain-fn with the AWS
 # SDK's asynchronous Invoke (InvocationType=Event), pointed at this emulator's own Invoke API

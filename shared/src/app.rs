@@ -29,6 +29,10 @@ pub struct App {
     /// Where new drains are started (see `drain_starter`): off until the function or the
     /// local run sets it.
     pub starter: DrainStarter,
+    /// The EventBridge client of `EVENT_BUS_NAME`'s notifications, made on first use.
+    pub events: crate::webhook::EventBus,
+    /// The webhooks' signing secret (`WEBHOOK_SECRET`, or read from `WEBHOOK_SECRET_ARN`).
+    pub signing_key: crate::webhook::SigningKey,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +101,24 @@ impl App {
         lookup: impl Fn(&str) -> Option<String>,
         identity: Option<AwsIdentity>,
     ) -> Result<Self, StartupError> {
+        let mut app = Self::clients_from_lookup(&lookup, identity.clone()).await?;
+        if let Some(secret_id) = app.config.webhook_secret_arn.clone() {
+            let identity = match identity {
+                Some(identity) => identity,
+                None => AwsIdentity::from_lookup(&lookup)?,
+            };
+            let endpoint = secrets_manager_endpoint(identity.region(), &lookup);
+            app.signing_key =
+                crate::webhook::SigningKey::from_secrets_manager(identity, endpoint, secret_id);
+        }
+        Ok(app)
+    }
+
+    /// The clients of [`App::from_lookup_signing_as`].
+    async fn clients_from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        identity: Option<AwsIdentity>,
+    ) -> Result<Self, StartupError> {
         let config = Config::from_lookup(&lookup)?;
         let cache_auth = CacheAuth::from_lookup(&lookup)?;
         cache_auth.check_url(&config.redis_url)?;
@@ -161,12 +183,18 @@ impl App {
         let cache = StatusCache::new(shared.clone(), keys.clone(), config.cache_ttl);
         let queue = Queue::new(shared, blocking, keys, &config.consumer_name, cache.clone());
         tracing::info!(consumer = %config.consumer_name, redis_cluster = config.redis_cluster, "clients built for this execution environment");
+        let signing_key = config
+            .webhook_secret
+            .clone()
+            .map_or_else(Default::default, crate::webhook::SigningKey::Value);
         Ok(App {
+            signing_key,
             config: Arc::new(config),
             store,
             queue,
             cache,
             starter: DrainStarter::Off,
+            events: crate::webhook::EventBus::default(),
         })
     }
 
@@ -189,6 +217,10 @@ impl App {
         ImportLimits {
             max_leads: self.config.max_leads_per_import,
             batch_size: self.config.batch_size,
+            callbacks: self
+                .config
+                .webhooks_signed()
+                .then(|| std::sync::Arc::new(self.config.webhook_allowed_hosts.clone())),
         }
     }
 
@@ -199,6 +231,7 @@ impl App {
             self.store.clone(),
             self.config.reconcile_after,
             self.config.reconcile_jobs,
+            crate::webhook::Notifications::from_config(&self.config),
         )
     }
 

@@ -205,7 +205,46 @@ pub const VARIABLES: &[Variable] = &[
     Variable::new(
         "DEFAULT_CREATED_BY",
         "",
-        "without an authorizer only: the `createdBy` of a CSV import (or form upload) that names          none, so that `curl -F file=@leads.csv` works against the local run (`make run` sets          it to your user name); empty: such an import is `400`. Behind an authorizer the          caller's identity is used",
+        "without an authorizer only: the `createdBy` of a CSV import (or form upload) that names \
+         none, so that `curl -F file=@leads.csv` works against the local run (`make run` sets \
+         it to your user name); empty: such an import is `400`. Behind an authorizer the \
+         caller's identity is used",
+    ),
+    Variable::new(
+        "WEBHOOK_SECRET",
+        "",
+        "the Standard Webhooks signing secret (`whsec_` and base64 of at least 24 bytes) of the \
+         notifications sent when an import ends; empty: no notification is sent and a \
+         `callbackUrl` is refused",
+    ),
+    Variable::new(
+        "WEBHOOK_SECRET_ARN",
+        "",
+        "on AWS instead of `WEBHOOK_SECRET`: the Secrets Manager secret (ARN or name) whose \
+         `SecretString` is that `whsec_` secret, read on first use with the function's role",
+    ),
+    Variable::new(
+        "WEBHOOK_URL",
+        "",
+        "where every import's end is notified (beside its own `callbackUrl`); empty: none",
+    ),
+    Variable::new(
+        "WEBHOOK_ALLOWED_HOSTS",
+        "",
+        "hosts and CIDR ranges (comma-separated) a notification may reach over plain `http` or \
+         at a private, loopback or link-local address; others must be public `https`",
+    ),
+    Variable::new(
+        "WEBHOOK_RETRY_BASE_MS",
+        "5000",
+        "delay before a failed notification's first retry; doubled per attempt, with jitter, \
+         for up to 24 hours",
+    ),
+    Variable::new(
+        "EVENT_BUS_NAME",
+        "",
+        "an EventBridge bus that also gets every import's end (`PutEvents`, source \
+         `lead-import`, detail-type `Lead Import Finished`), retried like a webhook; empty: none",
     ),
     Variable::new("PORT", "3000", "the local run's port"),
     Variable::new(
@@ -290,6 +329,18 @@ pub struct Config {
     pub dead_letter_retention: Duration,
     /// `IDLE_CONSUMER_MS`.
     pub idle_consumer: Duration,
+    /// `WEBHOOK_SECRET`; `None` when empty (no notifications).
+    pub webhook_secret: Option<crate::webhook::WebhookSecret>,
+    /// `WEBHOOK_SECRET_ARN`; `None` when empty.
+    pub webhook_secret_arn: Option<String>,
+    /// `WEBHOOK_URL`; `None` when empty.
+    pub webhook_url: Option<String>,
+    /// `WEBHOOK_ALLOWED_HOSTS`.
+    pub webhook_allowed_hosts: crate::webhook::AllowList,
+    /// `WEBHOOK_RETRY_BASE_MS`.
+    pub webhook_retry_base: Duration,
+    /// `EVENT_BUS_NAME`; `None` when empty.
+    pub event_bus_name: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -301,6 +352,11 @@ pub struct ConfigError {
 }
 
 impl Config {
+    /// Whether signed notifications (webhooks) are on: a signing secret is configured.
+    pub fn webhooks_signed(&self) -> bool {
+        self.webhook_secret.is_some() || self.webhook_secret_arn.is_some()
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -364,6 +420,41 @@ impl Config {
             None => default_of("CONSUMER_NAME").to_owned(),
         };
         let port = number("PORT", 0)?;
+        let webhook_secret = match var("WEBHOOK_SECRET") {
+            None => None,
+            Some(text) => Some(
+                crate::webhook::WebhookSecret::parse(&text).ok_or(ConfigError {
+                    name: "WEBHOOK_SECRET",
+                    expected: "whsec_ followed by base64 of at least 24 bytes",
+                    // Never the secret itself.
+                    value: "(hidden)".to_owned(),
+                })?,
+            ),
+        };
+        let webhook_secret_arn = var("WEBHOOK_SECRET_ARN");
+        if webhook_secret.is_some() && webhook_secret_arn.is_some() {
+            return Err(ConfigError {
+                name: "WEBHOOK_SECRET_ARN",
+                expected: "unset when WEBHOOK_SECRET is set (one source of the secret)",
+                value: String::new(),
+            });
+        }
+        let webhook_url = var("WEBHOOK_URL");
+        if webhook_url.is_some() && webhook_secret.is_none() && webhook_secret_arn.is_none() {
+            return Err(ConfigError {
+                name: "WEBHOOK_SECRET",
+                expected: "set (or WEBHOOK_SECRET_ARN) when WEBHOOK_URL is: notifications are signed",
+                value: String::new(),
+            });
+        }
+        let webhook_allowed_hosts =
+            crate::webhook::AllowList::parse(&text("WEBHOOK_ALLOWED_HOSTS")).map_err(|entry| {
+                ConfigError {
+                    name: "WEBHOOK_ALLOWED_HOSTS",
+                    expected: "host names and CIDR ranges, comma-separated",
+                    value: entry,
+                }
+            })?;
         Ok(Config {
             batch_size: number("BATCH_SIZE", 1)? as usize,
             cache_ttl: Duration::from_secs(number("CACHE_TTL", 1)?),
@@ -398,6 +489,12 @@ impl Config {
                 number("DEAD_LETTER_RETENTION_DAYS", 1)? * 24 * 3600,
             ),
             idle_consumer: millis("IDLE_CONSUMER_MS", 1)?,
+            webhook_secret,
+            webhook_secret_arn,
+            webhook_url,
+            webhook_allowed_hosts,
+            webhook_retry_base: millis("WEBHOOK_RETRY_BASE_MS", 1)?,
+            event_bus_name: var("EVENT_BUS_NAME"),
         })
     }
 }

@@ -34,6 +34,7 @@ use crate::reconcile::ReconcileReport;
 use crate::redis::entry::Delivery;
 use crate::redis::status_cache::StatusCache;
 use crate::redis::stream::{Queue, entry_age};
+use crate::webhook::Notifications;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -73,6 +74,8 @@ pub struct DrainReport {
     pub reconciled: ReconcileReport,
     /// Drains this one started, for the backlog (drain-fn's handler fills it in).
     pub drains_started: u64,
+    /// Notifications of ended imports sent after the drain (drain-fn's handler fills it in).
+    pub notifications: crate::webhook::DeliveryReport,
 }
 
 impl DrainReport {
@@ -84,6 +87,8 @@ impl DrainReport {
         self.dead_letters_expired += batch.dead_letters_expired;
         self.idle_consumers_removed += batch.idle_consumers_removed;
         self.drains_started += batch.drains_started;
+        self.notifications.delivered += batch.notifications.delivered;
+        self.notifications.failed += batch.notifications.failed;
         self.entries += batch.entries;
         self.leads_stored += batch.leads_stored;
         self.leads_failed += batch.leads_failed;
@@ -106,6 +111,7 @@ pub struct Drain {
     max_deliveries: u64,
     dead_letter_retention: Duration,
     idle_consumer: Duration,
+    notifications: Notifications,
 }
 
 /// Entries fetched together and processed in one transaction.
@@ -138,6 +144,7 @@ impl Drain {
             max_deliveries: config.max_deliveries,
             dead_letter_retention: config.dead_letter_retention,
             idle_consumer: config.idle_consumer,
+            notifications: Notifications::from_config(config),
         }
     }
 
@@ -469,12 +476,16 @@ impl Drain {
         Ok(outcomes)
     }
 
-    /// Copies outcomes into each job's status cache, rebuilding an expired key from Postgres.
+    /// Copies outcomes into each job's status cache, rebuilding an expired key from Postgres;
+    /// then owes the notification of every job these outcomes finished (before the entries
+    /// are acked, so a crash leaves a replay that owes it again).
     async fn update_cache(&self, outcomes: &Outcomes) -> Result<(), DrainError> {
         let mut by_job: BTreeMap<&ImportId, Vec<ChunkOutcome>> = BTreeMap::new();
         for ((import_id, _), outcome) in outcomes {
             by_job.entry(import_id).or_default().push(outcome.clone());
         }
+        let jobs: Vec<&str> = by_job.keys().map(|id| id.as_str()).collect();
+        self.notifications.owe(&self.store, &jobs).await?;
         for (import_id, outcomes) in by_job {
             if !self.cache.apply(import_id, &outcomes, None).await?
                 && let Some(snapshot) = self.store.load_job(import_id).await?

@@ -102,14 +102,7 @@ impl DrainStarter {
         let Some(function) = &config.drain_function_name else {
             return DrainStarter::Off;
         };
-        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-        let https = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(https)
-            .load()
-            .await;
+        let sdk = crate::aws::sdk_config().await;
         DrainStarter::Lambda(Arc::new(LambdaStarter {
             client: aws_sdk_lambda::Client::new(&sdk),
             function: function.clone(),

@@ -28,11 +28,38 @@ use crate::ports::{
 use crate::status::current_snapshot;
 use time::OffsetDateTime;
 
-/// The limits an import is planned under (`MAX_LEADS_PER_IMPORT`, `BATCH_SIZE`).
-#[derive(Debug, Clone, Copy)]
+/// The limits an import is planned under (`MAX_LEADS_PER_IMPORT`, `BATCH_SIZE`, and where a
+/// `callbackUrl` may point).
+#[derive(Debug, Clone)]
 pub struct ImportLimits {
     pub max_leads: usize,
     pub batch_size: usize,
+    /// `WEBHOOK_ALLOWED_HOSTS` when notifications are on (`WEBHOOK_SECRET` set); `None`
+    /// refuses every `callbackUrl`.
+    pub callbacks: Option<std::sync::Arc<crate::webhook::AllowList>>,
+}
+
+/// A request's `callbackUrl`, if any, is one notifications may be sent to (see `webhook`).
+async fn check_callback(request: &ImportRequest, limits: &ImportLimits) -> Result<(), ImportError> {
+    let Some(url) = &request.callback_url else {
+        return Ok(());
+    };
+    let refused = |message: String| {
+        let errors = vec![crate::job::request::InvalidParam {
+            pointer: "/callbackUrl".to_owned(),
+            message: message.clone(),
+        }];
+        ImportError::Request(RequestError::invalid(message, errors))
+    };
+    let Some(allow) = &limits.callbacks else {
+        return Err(refused(
+            "callbackUrl cannot be used: this deployment sends no notifications".to_owned(),
+        ));
+    };
+    crate::webhook::check_url(url, allow)
+        .await
+        .map(drop)
+        .map_err(|e| refused(e.to_string()))
 }
 
 #[derive(Debug, PartialEq)]
@@ -46,7 +73,7 @@ pub enum ImportAnswer {
         mapping: Option<ColumnMapping>,
     },
     /// The same request was accepted before (200): the job's current status.
-    AlreadyAccepted(JobStatus),
+    AlreadyAccepted(Box<JobStatus>),
     /// The request asked for a dry run (200): what the import would do; nothing written.
     DryRun(DryRunReport),
 }
@@ -136,12 +163,26 @@ pub async fn accept_import(
     body: ImportBody<'_>,
 ) -> Result<ImportAnswer, ImportError> {
     let (request, mapping) = body.parse(limits.max_leads, caller.created_by()?.as_ref())?;
+    check_callback(&request, &limits).await?;
     if request.dry_run {
         return dry_run(records, limits, request, mapping)
             .await
             .map(ImportAnswer::DryRun);
     }
     let plan = ImportPlan::new(request, limits.batch_size);
+    accept_plan(records, queue, cache, kicker, plan, mapping).await
+}
+
+/// Accepts a planned import (a request's, or a retry's of an earlier import's failures):
+/// records it, queues it, and decides the answer as the table above says.
+pub async fn accept_plan(
+    records: &impl JobRecords,
+    queue: &impl JobQueue,
+    cache: &impl StatusCacheReader,
+    kicker: &impl DrainKicker,
+    plan: ImportPlan,
+    mapping: Option<ColumnMapping>,
+) -> Result<ImportAnswer, ImportError> {
     let import_id = plan.import_id.clone();
     let now = OffsetDateTime::now_utc();
     let snapshot = match records
@@ -166,17 +207,7 @@ pub async fn accept_import(
             }
             return already_accepted(records, cache, &import_id).await;
         }
-        JobInsert::Created => JobSnapshot {
-            import_id: import_id.to_string(),
-            created_by: plan.created_by.as_str().to_owned(),
-            on_existing: plan.on_existing,
-            total: plan.total,
-            chunks: plan.chunks.len() as u32,
-            created_at: now,
-            updated_at: now,
-            rejected: plan.rejected.clone(),
-            outcomes: Vec::new(),
-        },
+        JobInsert::Created => JobSnapshot::accepted(&plan, now),
     };
     let queued_now = try_to_queue(records, queue, &plan, &snapshot).await;
     if queued_now && !plan.chunks.is_empty() {
@@ -312,7 +343,9 @@ async fn already_accepted(
         .await
         .map_err(unavailable("load the job"))?
         .ok_or_else(|| vanished(import_id))?;
-    Ok(ImportAnswer::AlreadyAccepted(snapshot.into_status()))
+    Ok(ImportAnswer::AlreadyAccepted(Box::new(
+        snapshot.into_status(),
+    )))
 }
 
 /// A job recorded a moment ago cannot be read back: the database is not answering as it
@@ -337,6 +370,7 @@ mod tests {
     const LIMITS: ImportLimits = ImportLimits {
         max_leads: 10,
         batch_size: 2,
+        callbacks: None,
     };
 
     fn body(name: &str) -> Vec<u8> {

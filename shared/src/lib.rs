@@ -11,7 +11,11 @@
 //!   [`job::caller`] is who is asking.
 //! * The use cases, one module each, each with its own error enum: [`import`] accepts a
 //!   request (record, enqueue, decide the answer), [`status`] reads a job's document (cache
-//!   first, Postgres when needed), [`drain`] moves stream entries into Postgres one
+//!   first, Postgres when needed), [`errors_report`] pages an import's every error (or
+//!   writes them as CSV with what each lead carried), [`list`] pages a caller's imports,
+//!   [`cancel`] stops an import (the ledger decides its undecided chunks as cancelled),
+//!   [`retry`] imports an import's failures again as a new import linked to it,
+//!   [`drain`] moves stream entries into Postgres one
 //!   time-bounded batch per call (its module comment is the crash proof), and [`redrive`] puts
 //!   dead letters back once their cause is fixed. [`ports`] names what the import and status
 //!   use cases need from the stores, so their decision tables are unit-tested without servers.
@@ -30,17 +34,22 @@
 pub mod api;
 pub mod app;
 pub mod aws;
+pub mod cancel;
 pub mod config;
 pub mod domain;
 pub mod drain;
 pub mod drain_starter;
+pub mod errors_report;
 pub mod import;
 pub mod job;
+pub mod list;
 pub mod local_run;
 pub mod ports;
 pub mod postgres;
 pub mod reconcile;
 pub mod redis;
 pub mod redrive;
+pub mod retry;
 pub mod status;
 pub mod telemetry;
+pub mod webhook;

@@ -121,8 +121,14 @@ pub(crate) mod fakes {
             chunks: 0,
             created_at: datetime!(2024-01-01 0:00 UTC),
             updated_at: datetime!(2024-01-01 0:00 UTC),
+            started_at: None,
             rejected: vec![LeadError::dead_letter(0, marker)],
+            rejected_count: 1,
             outcomes: vec![],
+            cancelled: false,
+            parent_import_id: None,
+            child_import_ids: vec![],
+            notification: None,
         }
     }
 
@@ -189,17 +195,7 @@ pub(crate) mod fakes {
                     queued: job.entry_ids.is_some(),
                 });
             }
-            let snapshot = JobSnapshot {
-                import_id: plan.import_id.to_string(),
-                created_by: plan.created_by.as_str().into(),
-                on_existing: plan.on_existing,
-                total: plan.total,
-                chunks: plan.chunks.len() as u32,
-                created_at,
-                updated_at: created_at,
-                rejected: plan.rejected.clone(),
-                outcomes: vec![],
-            };
+            let snapshot = JobSnapshot::accepted(plan, created_at);
             jobs.insert(
                 plan.import_id.to_string(),
                 Job {

@@ -10,7 +10,9 @@
 //! * never queued (Redis was down when it was accepted): queues it, from the payload;
 //! * queued, but an undecided chunk's entry is no longer in the stream: queues that chunk
 //!   again, from the payload, and records the new entry id;
-//! * every chunk decided: notes the job finished, so it is not visited again;
+//! * every chunk decided: owes its notification (a job whose every lead was refused at import
+//!   has no chunk for a drain to finish), then notes the job finished, so it is not visited
+//!   again;
 //! * its cached status document is behind Postgres: adds the missing outcomes.
 //!
 //! Queuing a chunk that was decided meanwhile is harmless: the drain finds its outcome row and
@@ -23,6 +25,7 @@ use crate::ports::Enqueued;
 use crate::postgres::{DueJob, Store};
 use crate::redis::status_cache::StatusCache;
 use crate::redis::stream::Queue;
+use crate::webhook::Notifications;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -59,6 +62,7 @@ pub struct Reconciler {
     quiet: Duration,
     /// `RECONCILE_JOBS`.
     jobs: usize,
+    notifications: Notifications,
 }
 
 impl Reconciler {
@@ -68,6 +72,7 @@ impl Reconciler {
         store: Store,
         quiet: Duration,
         jobs: usize,
+        notifications: Notifications,
     ) -> Self {
         Reconciler {
             queue,
@@ -75,6 +80,7 @@ impl Reconciler {
             store,
             quiet,
             jobs,
+            notifications,
         }
     }
 
@@ -98,6 +104,7 @@ impl Reconciler {
             return Ok(());
         };
         if job.decided.len() >= job.chunk_count as usize {
+            self.notifications.owe(&self.store, &[id.as_str()]).await?;
             self.store.mark_finished(id).await?;
             report.jobs_finished += 1;
         } else {

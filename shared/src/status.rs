@@ -84,7 +84,7 @@ mod tests {
             async move {
                 read_status(&cache, &records, &Caller::Unverified, "j")
                     .await
-                    .map(|s| s.progress.errors[0].error.clone())
+                    .map(|s| s.progress.errors.unwrap()[0].error.clone())
             }
         };
         assert_eq!(read(&cache).await.unwrap(), "from-postgres", "cache empty");
@@ -118,14 +118,18 @@ mod tests {
         let status = read_status(&cache, &records, &Caller::Unverified, "j")
             .await
             .unwrap();
-        assert_eq!(status.progress.errors[0].error, "from-postgres");
+        assert_eq!(
+            status.progress.errors.as_ref().unwrap()[0].error,
+            "from-postgres"
+        );
         assert!(status.status.is_finished());
         records.put(behind);
         let status = read_status(&cache, &records, &Caller::Unverified, "j")
             .await
             .unwrap();
         assert_eq!(
-            status.progress.errors[0].error, "from-cache",
+            status.progress.errors.as_ref().unwrap()[0].error,
+            "from-cache",
             "as far as Postgres"
         );
     }

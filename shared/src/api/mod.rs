@@ -5,8 +5,10 @@
 //! A handler only extracts what the request carries, calls a use case, and turns its answer
 //! into a response; every error becomes a [`Problem`] through the `From` impls in [`problem`].
 
+mod actions;
 pub mod identity;
 pub mod problem;
+mod reports;
 
 use crate::app::App;
 use crate::import::{ImportAnswer, ImportBody, accept_import};
@@ -48,13 +50,17 @@ pub const LAMBDA_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 
 pub const IMPORT_PATH: &str = "/leads/import";
 pub const STATUS_PATH: &str = "/leads/import/{importId}/status";
+pub const ERRORS_PATH: &str = "/leads/import/{importId}/errors";
+pub const IMPORTS_PATH: &str = "/leads/imports";
+pub const CANCEL_PATH: &str = "/leads/import/{importId}/cancel";
+pub const RETRY_PATH: &str = "/leads/import/{importId}/retry";
 
-/// `POST /leads/import`.
+/// `POST /leads/import`, and the actions on an accepted import (cancel, retry).
 pub fn import_router(app: App) -> Router {
     finish(import_routes(), app)
 }
 
-/// `GET /leads/import/{importId}/status`.
+/// `GET /leads/import/{importId}/status`, its errors report, and the caller's imports.
 pub fn status_router(app: App) -> Router {
     finish(status_routes(), app)
 }
@@ -73,11 +79,16 @@ fn finish(routes: Router<App>, app: App) -> Router {
 fn import_routes() -> Router<App> {
     Router::new()
         .route(IMPORT_PATH, post(import_leads))
+        .route(CANCEL_PATH, post(actions::cancel))
+        .route(RETRY_PATH, post(actions::retry))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 fn status_routes() -> Router<App> {
-    Router::new().route(STATUS_PATH, get(job_status))
+    Router::new()
+        .route(STATUS_PATH, get(job_status))
+        .route(ERRORS_PATH, get(reports::import_errors))
+        .route(IMPORTS_PATH, get(reports::imports))
 }
 
 fn with_fallbacks(router: Router<App>) -> Router<App> {
@@ -97,6 +108,33 @@ struct Accepted<'a> {
     /// A CSV import's columns: which were read into which field, which were ignored.
     #[serde(skip_serializing_if = "Option::is_none")]
     mapping: Option<&'a crate::job::csv_request::ColumnMapping>,
+    /// A retry's: the import whose failures it retries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_import_id: Option<&'a str>,
+}
+
+/// `202`, the `Accepted` body and the status URL in `Location`.
+fn accepted_response(
+    import_id: &crate::domain::ImportId,
+    state: crate::job::status::JobState,
+    total: u64,
+    mapping: Option<&crate::job::csv_request::ColumnMapping>,
+    parent_import_id: Option<&str>,
+) -> Response {
+    let status_url = format!("/leads/import/{import_id}/status");
+    let body = Accepted {
+        import_id: import_id.as_str(),
+        status: state,
+        total,
+        status_url: &status_url,
+        mapping,
+        parent_import_id,
+    };
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&status_url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }
 
 async fn import_leads(
@@ -159,21 +197,7 @@ async fn import_leads(
             state,
             total,
             mapping,
-        } => {
-            let status_url = format!("/leads/import/{import_id}/status");
-            let body = Accepted {
-                import_id: import_id.as_str(),
-                status: state,
-                total,
-                status_url: &status_url,
-                mapping: mapping.as_ref(),
-            };
-            let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
-            if let Ok(location) = HeaderValue::from_str(&status_url) {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
-            response
-        }
+        } => accepted_response(&import_id, state, total, mapping.as_ref(), None),
     })
 }
 
@@ -388,6 +412,7 @@ fn query_options(
             "delimiter" => &mut options.delimiter,
             "mapping" => &mut options.mapping,
             "onExisting" => &mut options.on_existing,
+            "callbackUrl" => &mut options.callback_url,
             _ => continue,
         };
         if slot.replace(value).is_some() {

@@ -1,9 +1,13 @@
 //! RFC 9457 problem details: the only shape an error ever leaves the API in.
 
 use super::identity::NoIdentity;
+use crate::cancel::CancelError;
+use crate::errors_report::ErrorsReportError;
 use crate::import::ImportError;
 use crate::job::caller::UnusableIdentity;
 use crate::job::request::{InvalidParam, RequestError};
+use crate::list::ListError;
+use crate::retry::RetryError;
 use crate::status::StatusError;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -210,15 +214,92 @@ impl From<ImportError> for Problem {
 impl From<StatusError> for Problem {
     fn from(e: StatusError) -> Self {
         match e {
-            StatusError::InvalidId(message) => Problem::invalid_request(
-                message,
-                vec![InvalidParam {
-                    pointer: "/importId".into(),
-                    message: "not a valid import id".into(),
-                }],
-            ),
+            StatusError::InvalidId(message) => invalid_id(message),
             e @ StatusError::NotFound(_) => Problem::not_found(e.to_string()),
             StatusError::Unavailable(_) => Problem::unavailable(),
+        }
+    }
+}
+
+fn invalid_id(message: String) -> Problem {
+    Problem::invalid_request(
+        message,
+        vec![InvalidParam {
+            pointer: "/importId".into(),
+            message: "not a valid import id".into(),
+        }],
+    )
+}
+
+fn invalid_param(name: &str, message: String) -> Problem {
+    Problem::invalid_request(
+        message.clone(),
+        vec![InvalidParam {
+            pointer: format!("/{name}"),
+            message,
+        }],
+    )
+}
+
+impl From<ErrorsReportError> for Problem {
+    fn from(e: ErrorsReportError) -> Self {
+        match e {
+            ErrorsReportError::InvalidId(message) => invalid_id(message),
+            e @ ErrorsReportError::InvalidCursor => invalid_param("cursor", e.to_string()),
+            e @ ErrorsReportError::NotFound(_) => Problem::not_found(e.to_string()),
+            ErrorsReportError::Unavailable(_) => Problem::unavailable(),
+        }
+    }
+}
+
+impl From<CancelError> for Problem {
+    fn from(e: CancelError) -> Self {
+        match e {
+            CancelError::InvalidId(message) => invalid_id(message),
+            e @ CancelError::NotFound(_) => Problem::not_found(e.to_string()),
+            e @ CancelError::Finished(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "import-finished",
+                "Import finished",
+                e.to_string(),
+            ),
+            CancelError::Unavailable(_) => Problem::unavailable(),
+        }
+    }
+}
+
+impl From<RetryError> for Problem {
+    fn from(e: RetryError) -> Self {
+        match e {
+            RetryError::InvalidId(message) => invalid_id(message),
+            e @ RetryError::NotFound(_) => Problem::not_found(e.to_string()),
+            e @ RetryError::Unfinished(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "import-unfinished",
+                "Import unfinished",
+                e.to_string(),
+            ),
+            e @ RetryError::NothingToRetry(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "nothing-to-retry",
+                "Nothing to retry",
+                e.to_string(),
+            ),
+            RetryError::Import(e) => e.into(),
+            RetryError::Unavailable(_) => Problem::unavailable(),
+        }
+    }
+}
+
+impl From<ListError> for Problem {
+    fn from(e: ListError) -> Self {
+        match e {
+            e @ ListError::InvalidState => invalid_param("state", e.to_string()),
+            e @ ListError::InvalidCursor => invalid_param("cursor", e.to_string()),
+            e @ ListError::InvalidCreatedBy(_) => invalid_param("createdBy", e.to_string()),
+            e @ ListError::NotTheCaller => Problem::forbidden(e.to_string()),
+            ListError::Identity(e) => e.into(),
+            ListError::Unavailable(_) => Problem::unavailable(),
         }
     }
 }

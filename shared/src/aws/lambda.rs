@@ -108,6 +108,8 @@ impl DrainFunction {
             }
         }
         report.drains_started = u64::from(started);
+        // After the drain, so the notifications of the imports it finished go out now.
+        report.notifications = crate::webhook::deliver_due(&self.app).await;
         tracing::info!(
             request_id = %event.context.request_id,
             generation,

@@ -145,6 +145,28 @@ impl Lead {
 }
 
 impl LeadInput {
+    /// The text each field carried (`None`: absent, or not text), in the order `fullName`,
+    /// `email`, `phone`, `status`, `source`: what the errors report shows of a lead refused
+    /// at import.
+    pub fn texts(&self) -> [Option<&str>; 5] {
+        [
+            &self.full_name,
+            &self.email,
+            &self.phone,
+            &self.status,
+            &self.source,
+        ]
+        .map(|field| match field {
+            JsonText::Text(text) => Some(&**text),
+            JsonText::NotText(_) => None,
+        })
+    }
+
+    /// Its attributes as sent (name, value), not yet judged.
+    pub fn attribute_texts(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.attributes.iter().map(|(k, v)| (&**k, &**v))
+    }
+
     /// Judges a lead by its raw JSON text (syntax already checked by serde_json): an object is
     /// read field by field, anything else keeps only its kind.
     pub(crate) fn from_raw(raw: &str) -> Self {

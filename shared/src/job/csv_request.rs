@@ -39,6 +39,8 @@ pub struct ImportOptions {
     pub on_existing: Option<String>,
     /// The query asked for a dry run.
     pub dry_run: bool,
+    /// `callbackUrl`: where to POST the notification that the import ended.
+    pub callback_url: Option<String>,
 }
 
 impl ImportOptions {
@@ -422,6 +424,7 @@ impl CsvImport {
                 lines,
                 on_existing,
                 dry_run: false,
+                callback_url: options.callback_url.clone(),
             },
             mapping: columns.report(&headers),
         })

@@ -4,6 +4,7 @@
 pub mod caller;
 pub mod csv_request;
 pub mod leads_json;
+pub mod original_rows;
 pub mod plan;
 pub mod request;
 pub mod status;

@@ -5,6 +5,7 @@
 //! plan or nothing.
 
 use crate::domain::{CreatedBy, Email, ImportId, Lead, OnExisting};
+use crate::job::original_rows::OriginalRow;
 use crate::job::request::ImportRequest;
 use crate::job::status::LeadError;
 use sha2::{Digest, Sha256};
@@ -50,9 +51,15 @@ pub struct ImportPlan {
     pub payload_hash: String,
     /// Leads refused before queueing, already final.
     pub rejected: Vec<LeadError>,
+    /// What the refused leads carried, for the errors report (kept with the job).
+    pub rejected_rows: Vec<OriginalRow>,
     pub chunks: Vec<Chunk>,
     /// `BATCH_SIZE` when planned: with `rejected`, it tells which leads each chunk holds.
     pub batch_size: usize,
+    /// The import whose failures this one retries (set by the retry, never by a request).
+    pub parent_import_id: Option<ImportId>,
+    /// Where to POST the notification that the import ended.
+    pub callback_url: Option<String>,
 }
 
 impl ImportPlan {
@@ -71,6 +78,7 @@ impl ImportPlan {
             HashMap::with_capacity(request.leads.len());
         let mut valid = Vec::with_capacity(request.leads.len());
         let mut rejected = Vec::new();
+        let mut rejected_rows = Vec::new();
         for (index, input) in request.leads.iter().enumerate() {
             let line = request.lines.get(index).copied();
             let index = index as u32;
@@ -107,6 +115,7 @@ impl ImportPlan {
                     hasher.update([0x1e]);
                     hasher.update(&err.code);
                     rejected.push(err);
+                    rejected_rows.push(OriginalRow::of_input(index, input));
                 }
             }
             hasher.update([0x1d]);
@@ -126,8 +135,11 @@ impl ImportPlan {
             total: request.leads.len() as u64,
             payload_hash: hex::encode(hasher.finalize()),
             rejected,
+            rejected_rows,
             chunks,
             batch_size,
+            parent_import_id: None,
+            callback_url: request.callback_url,
         }
     }
 }

@@ -66,6 +66,9 @@ pub struct ImportRequest {
     pub on_existing: Option<OnExisting>,
     /// The body asked for a dry run (a JSON body's `dryRun`; a CSV's comes from the query).
     pub dry_run: bool,
+    /// Where to POST the notification that the import ended (`callbackUrl`); checked by the
+    /// import use case, which knows the deployment's rules.
+    pub callback_url: Option<String>,
 }
 
 impl ImportRequest {
@@ -144,6 +147,13 @@ impl ImportRequest {
                 false
             }
         };
+        let callback_url = raw
+            .callback_url
+            .optional("callbackUrl")
+            .map_err(|e| errors.push(param("/callbackUrl", &e.message)))
+            .ok()
+            .flatten()
+            .map(str::to_owned);
         let leads = match raw.leads {
             LeadsField::Absent => {
                 errors.push(param("/leads", "leads is required"));
@@ -170,6 +180,7 @@ impl ImportRequest {
                 lines: Vec::new(),
                 on_existing,
                 dry_run,
+                callback_url,
             }),
             _ => Err(RequestError::invalid(
                 "the import request is invalid",
@@ -257,6 +268,7 @@ struct RawRequest {
     created_by: JsonText,
     on_existing: JsonText,
     dry_run: Option<Box<RawValue>>,
+    callback_url: JsonText,
     leads: LeadsField,
     duplicate_key: Option<&'static str>,
 }
@@ -292,7 +304,14 @@ impl<'de> Visitor<'de> for RequestSeed<'_> {
         f.write_str("a JSON object with importId, leads and createdBy")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRequest, A::Error> {
-        const NAMES: [&str; 5] = ["importId", "createdBy", "leads", "onExisting", "dryRun"];
+        const NAMES: [&str; 6] = [
+            "importId",
+            "createdBy",
+            "leads",
+            "onExisting",
+            "dryRun",
+            "callbackUrl",
+        ];
         let mut raw = RawRequest::default();
         let mut seen = [false; NAMES.len()];
         while let Some(key) = map.next_key::<&'de RawValue>()? {
@@ -310,7 +329,8 @@ impl<'de> Visitor<'de> for RequestSeed<'_> {
                 1 => raw.created_by = map.next_value()?,
                 2 => raw.leads = map.next_value_seed(LeadsSeed(self))?,
                 3 => raw.on_existing = map.next_value()?,
-                _ => raw.dry_run = Some(map.next_value::<&RawValue>()?.to_owned()),
+                4 => raw.dry_run = Some(map.next_value::<&RawValue>()?.to_owned()),
+                _ => raw.callback_url = map.next_value()?,
             }
         }
         Ok(raw)

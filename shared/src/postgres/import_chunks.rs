@@ -150,14 +150,16 @@ impl Store {
     }
 
     /// Forgets a dead chunk's outcome so that a re-driven entry is stored afresh. A chunk
-    /// whose leads were stored (not dead) is left alone: returns whether a row was removed.
+    /// whose leads were stored (not dead), or one of a cancelled job (nothing may be stored
+    /// after the cancel), is left alone: returns whether a row was removed.
     pub async fn forget_dead_outcome(
         &self,
         import_id: &ImportId,
         seq: u32,
     ) -> Result<bool, StoreError> {
         let removed =
-            sqlx::query("DELETE FROM import_chunks WHERE import_id = $1 AND seq = $2 AND dead")
+            sqlx::query("DELETE FROM import_chunks WHERE import_id = $1 AND seq = $2 AND dead
+                         AND NOT EXISTS (SELECT 1 FROM import_jobs WHERE import_id = $1 AND cancelled_at IS NOT NULL)")
                 .bind(import_id.as_str())
                 .bind(seq as i32)
                 .execute(&mut *self.connection().await?)

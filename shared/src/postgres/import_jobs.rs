@@ -6,7 +6,7 @@ use super::import_chunks::outcome_from_row;
 use super::{Store, StoreError, payload};
 use crate::domain::{CreatedBy, ImportId, OnExisting};
 use crate::job::plan::{ImportPlan, QueuedChunk};
-use crate::job::status::{JobSnapshot, LeadError};
+use crate::job::status::{JobSnapshot, LeadError, STATUS_ERRORS};
 use crate::ports::{JobInsert, JobRecords, Unavailable};
 use sqlx::Row;
 use sqlx::types::Json;
@@ -30,8 +30,8 @@ impl Store {
         created_at: OffsetDateTime,
     ) -> Result<JobInsert, StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO import_jobs (import_id, created_by, payload_hash, total, chunk_count, batch_size, rejected, created_at, payload, on_existing)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (import_id) DO NOTHING",
+            "INSERT INTO import_jobs (import_id, created_by, payload_hash, total, chunk_count, batch_size, rejected, created_at, payload, rejected_rows, parent_import_id, callback_url, on_existing)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (import_id) DO NOTHING",
         )
         .bind(plan.import_id.as_str())
         .bind(plan.created_by.as_str())
@@ -42,6 +42,9 @@ impl Store {
         .bind(Json(&plan.rejected))
         .bind(created_at)
         .bind(payload::encode(plan))
+        .bind(payload::encode_rejected(plan))
+        .bind(plan.parent_import_id.as_ref().map(|p| p.as_str()))
+        .bind(plan.callback_url.as_deref())
         .bind(plan.on_existing.as_str())
         .execute(&mut *self.connection().await?)
         .await?;
@@ -72,29 +75,47 @@ impl Store {
         Ok(())
     }
 
-    /// Everything Postgres knows of a job, or `None` for an unknown id.
+    /// What Postgres knows of a job, or `None` for an unknown id: every count, and the errors
+    /// a status document shows (the first [`STATUS_ERRORS`] refused leads, and the errors of
+    /// the first chunks that hold [`STATUS_ERRORS`] failures; the other chunks' are left
+    /// empty), so a poll answered from Postgres stays as small as one answered from the cache.
+    /// Every error is in the errors report (`Store::errors_after`).
     pub async fn load_job(&self, import_id: &ImportId) -> Result<Option<JobSnapshot>, StoreError> {
         let Some(job) = sqlx::query(
-            "SELECT created_by, on_existing, total, chunk_count, rejected, created_at FROM import_jobs WHERE import_id = $1",
+            "SELECT created_by, on_existing, total, chunk_count, created_at, cancelled_at IS NOT NULL AS cancelled,
+                 jsonb_array_length(rejected) AS rejected_count,
+                 COALESCE((SELECT jsonb_agg(e ORDER BY n) FROM (
+                     SELECT e, n FROM jsonb_array_elements(j.rejected) WITH ORDINALITY AS r(e, n)
+                     ORDER BY n LIMIT $2) AS first), '[]') AS rejected,
+                 parent_import_id, ARRAY(SELECT c.import_id FROM import_jobs c WHERE c.parent_import_id = j.import_id
+                                         ORDER BY c.created_at, c.import_id) AS children
+             FROM import_jobs j WHERE import_id = $1",
         )
         .bind(import_id.as_str())
+        .bind(STATUS_ERRORS as i64)
         .fetch_optional(&mut *self.connection().await?)
         .await?
         else {
             return Ok(None);
         };
+        // Refused leads are in index order (as planned), and so are chunks by seq.
         let chunks = sqlx::query(
-            "SELECT seq, successful, updated, skipped, failed, dead, errors, processed_at FROM import_chunks WHERE import_id = $1 ORDER BY seq",
+            "SELECT seq, successful, updated, skipped, failed, dead, processed_at,
+                 CASE WHEN COALESCE(sum(failed) OVER (ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) < $2
+                      THEN errors ELSE '[]'::jsonb END AS errors
+             FROM import_chunks WHERE import_id = $1 ORDER BY seq",
         )
         .bind(import_id.as_str())
+        .bind(STATUS_ERRORS as i64)
         .fetch_all(&mut *self.connection().await?)
         .await?;
         let created_at: OffsetDateTime = job.get("created_at");
-        let updated_at = chunks
-            .iter()
-            .map(|r| r.get::<OffsetDateTime, _>("processed_at"))
-            .max()
-            .unwrap_or(created_at);
+        let processed_at = || {
+            chunks
+                .iter()
+                .map(|r| r.get::<OffsetDateTime, _>("processed_at"))
+        };
+        let rejected = job.get::<Json<Vec<LeadError>>, _>("rejected").0;
         Ok(Some(JobSnapshot {
             import_id: import_id.to_string(),
             created_by: job.get("created_by"),
@@ -103,9 +124,15 @@ impl Store {
             total: job.get::<i32, _>("total") as u64,
             chunks: job.get::<i32, _>("chunk_count") as u32,
             created_at,
-            updated_at,
-            rejected: job.get::<Json<Vec<LeadError>>, _>("rejected").0,
+            updated_at: processed_at().max().unwrap_or(created_at),
+            started_at: processed_at().min(),
+            rejected_count: job.get::<i32, _>("rejected_count") as u64,
+            rejected,
             outcomes: chunks.iter().map(outcome_from_row).collect(),
+            cancelled: job.get("cancelled"),
+            parent_import_id: job.get("parent_import_id"),
+            child_import_ids: job.get("children"),
+            notification: self.notification_state(import_id).await?,
         }))
     }
 

@@ -8,15 +8,21 @@
 //! entries by inserting those rows. A replayed entry finds its row already there and stores
 //! nothing; two drains racing on one entry serialize on the row's primary key.
 
+mod cancel;
 mod import_chunks;
 mod import_jobs;
 mod leads;
 mod payload;
+mod reports;
 mod sign_in;
+mod webhooks;
 
+pub use cancel::Cancelled;
 pub use import_chunks::Outcomes;
 pub use import_jobs::{DueJob, EntryChunk};
+pub use reports::ImportsAfter;
 pub use sign_in::{Credential, CredentialFuture, CredentialSource};
+pub use webhooks::DueDelivery;
 
 use crate::aws::db_auth::DbAuthError;
 use sign_in::{SignIn, is_login_refused};

@@ -5,9 +5,25 @@
 
 use crate::domain::{CreatedBy, ImportId, OnExisting};
 use crate::job::leads_json;
+use crate::job::original_rows::{self, OriginalRow};
 use crate::job::plan::{ImportPlan, QueuedChunk};
 
 const LEVEL: i32 = 1;
+
+/// `import_jobs.rejected_rows`: what the leads refused at import carried, as
+/// [`original_rows`] JSON, compressed alike; `None` when no lead was refused.
+pub(super) fn encode_rejected(plan: &ImportPlan) -> Option<Vec<u8>> {
+    (!plan.rejected_rows.is_empty()).then(|| {
+        let json = original_rows::encode(&plan.rejected_rows);
+        zstd::bulk::compress(json.as_bytes(), LEVEL).expect("compressing into memory cannot fail")
+    })
+}
+
+pub(super) fn decode_rejected(bytes: &[u8]) -> Result<Vec<OriginalRow>, String> {
+    let json = zstd::stream::decode_all(bytes).map_err(|e| format!("rejected rows: {e}"))?;
+    let json = String::from_utf8(json).map_err(|_| "rejected rows: not UTF-8".to_owned())?;
+    original_rows::decode(&json)
+}
 
 /// The column's bytes for a plan.
 pub(super) fn encode(plan: &ImportPlan) -> Vec<u8> {
@@ -103,5 +119,9 @@ mod tests {
             )
             .is_err()
         );
+        let rejected = decode_rejected(&encode_rejected(&plan).unwrap()).unwrap();
+        assert_eq!(rejected, plan.rejected_rows);
+        assert_eq!(rejected[0].index, 7);
+        assert_eq!(rejected[0].values[1].as_deref(), Some("bad"));
     }
 }

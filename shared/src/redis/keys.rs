@@ -37,6 +37,12 @@ impl Keys {
     pub fn job(&self, import_id: &str) -> String {
         format!("{}{import_id}", self.job_prefix)
     }
+
+    /// `import:job:{importId}:errors`: the errors of the job's chunks, beside its status cache
+    /// (so a poll reads only the few it shows).
+    pub fn job_errors(&self, import_id: &str) -> String {
+        format!("{}{import_id}:errors", self.job_prefix)
+    }
 }
 
 /// `REDIS_KEY_PREFIX`'s default with `REDIS_CLUSTER=true`: a hash tag alone.
@@ -65,6 +71,7 @@ mod tests {
             k.stream.clone(),
             k.dead_letters.clone(),
             k.job("a"),
+            k.job_errors("a"),
             k.job("0190f2c4-1b2a-7c3d-8e4f-5a6b7c8d9e0f"),
             k.job("import.2024-01-01:batch_7"),
         ]

@@ -145,3 +145,151 @@ async fn an_entry_delivered_too_often_is_dead_lettered() {
     assert_eq!(dead[0]["seq"], "0");
     assert!(dead[0]["leads"].contains("lead0@rd.example.com"));
 }
+
+/// Issue 15, cancel: a drain crashes at a step of a batch (after reading, before COMMIT,
+/// between COMMIT and ack, after the progress update) after a random number of batches, the
+/// import is cancelled, and a later drain finishes: the counts add up to `total`, the chunks
+/// committed before the cancel stay stored, and nothing is stored after it.
+#[tokio::test]
+async fn a_cancel_after_a_crash_at_any_step_stores_nothing_after_it() {
+    let _scenario = fail::FailScenario::setup();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let points = [
+        "drain::after_read",
+        "drain::before_commit",
+        "drain::after_commit",
+        "drain::after_progress",
+    ];
+    for (n, point) in points.into_iter().enumerate() {
+        // 0 to 4 batches of 3 entries come first (of 7 batches).
+        let before = (seed as usize / (n + 1)) % 5;
+        let scenario = format!("{point} after {before} batches (seed {seed})");
+        let t = spawn_app_with(&[
+            ("CLAIM_IDLE_MS", "1"),
+            ("DRAIN_READ_COUNT", "3"),
+            ("DRAIN_PARALLEL_BATCHES", "1"),
+        ])
+        .await;
+        // 950 valid leads in 19 entries of 50.
+        t.post_accepted("cancelled", &synthetic_leads(1_000, "cx", 20, 0))
+            .await;
+        fail::cfg(point, &format!("{before}*off->1*return")).unwrap();
+        let crashed = t.try_drain_once().await;
+        fail::remove(point);
+        assert!(crashed.is_err(), "{scenario}");
+
+        let answer = t.post("/leads/import/cancelled/cancel").await;
+        assert_eq!(answer.status, 202, "{scenario}: {}", answer.body);
+        let stored_at_cancel = t.lead_count("cancelled").await as u64;
+        let committed = matches!(point, "drain::after_commit" | "drain::after_progress");
+        let batches = before as u64 + u64::from(committed);
+        assert_eq!(stored_at_cancel, 150 * batches, "{scenario}");
+
+        tokio::time::sleep(Duration::from_millis(5)).await; // idle > CLAIM_IDLE_MS
+        t.drain_all().await;
+        assert_eq!(
+            t.lead_count("cancelled").await as u64,
+            stored_at_cancel,
+            "{scenario}: nothing stored after the cancel"
+        );
+        let doc = t.assert_job_accounted("cancelled", 1_000).await;
+        assert_eq!(doc["status"], "cancelled", "{scenario}: {doc}");
+        assert_eq!(
+            doc["progress"]["successful"], stored_at_cancel,
+            "{scenario}"
+        );
+        assert_eq!(
+            error_indexes(&doc, "cancelled").len() as u64,
+            950 - stored_at_cancel,
+            "{scenario}"
+        );
+        assert!(t.dead_letters().await.is_empty(), "{scenario}");
+    }
+}
+
+/// Issue 15, cancel racing a drain: the drain is held inside its transaction (its chunks
+/// claimed, its leads inserted, not committed) while the cancel runs. The cancel waits for
+/// it, so that batch is stored whole, and every chunk the cancel decided stays unstored.
+#[tokio::test]
+async fn a_cancel_waits_for_a_drain_mid_transaction_and_wins_every_chunk_after() {
+    let _scenario = fail::FailScenario::setup();
+    let settings = [("DRAIN_READ_COUNT", "3"), ("DRAIN_PARALLEL_BATCHES", "1")];
+    let t = spawn_app_with(&settings).await;
+    t.post_accepted("raced", &synthetic_leads(1_000, "race", 0, 0))
+        .await;
+    fail::cfg("drain::before_commit", "pause").unwrap();
+    // `pause` blocks its thread: the drain runs on a thread and runtime of its own (with
+    // clients of its own), so this test's runtime keeps going.
+    let drain_app = t.sibling(&settings);
+    let draining = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                shared::aws::lambda::DrainFunction::new(drain_app)
+                    .await
+                    .handle(support::drain::scheduled_event(30_000))
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+    });
+    // Wait until the drain holds its transaction open.
+    let mut waited = 0;
+    while idle_in_transaction(&t).await == 0 {
+        assert!(waited < 500, "the drain never reached its COMMIT");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    let app = t.app.clone();
+    let cancelling = tokio::spawn(async move {
+        shared::cancel::cancel_import(
+            &app.store,
+            &app.cache,
+            &shared::webhook::Notifications::from_config(&app.config),
+            &shared::job::caller::Caller::Unverified,
+            "raced",
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !cancelling.is_finished(),
+        "the cancel waits for the drain's transaction"
+    );
+    fail::cfg("drain::before_commit", "off").unwrap();
+    let drained = tokio::task::spawn_blocking(move || draining.join().unwrap())
+        .await
+        .unwrap();
+    drained.expect("the held drain finishes");
+    let cancelled = cancelling.await.unwrap().expect("the cancel succeeds");
+    assert!(matches!(
+        cancelled,
+        shared::cancel::CancelAnswer::CancelledNow(_)
+    ));
+    let stored_at_cancel = t.lead_count("raced").await;
+    assert!(stored_at_cancel >= 150, "the held batch was stored whole");
+    assert_eq!(stored_at_cancel % 50, 0, "whole chunks only");
+
+    t.drain_all().await;
+    assert_eq!(t.lead_count("raced").await, stored_at_cancel);
+    let doc = t.assert_job_accounted("raced", 1_000).await;
+    assert_eq!(doc["status"], "cancelled");
+    assert_eq!(
+        error_indexes(&doc, "cancelled").len() as i64,
+        1_000 - stored_at_cancel
+    );
+}
+
+/// Connections of the test's database holding a transaction open.
+async fn idle_in_transaction(t: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'",
+    )
+    .fetch_one(&t.db)
+    .await
+    .unwrap()
+}

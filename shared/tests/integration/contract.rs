@@ -34,6 +34,12 @@ fn validator(spec: &Value, schema: &Value) -> jsonschema::Validator {
     jsonschema::draft202012::new(&root).expect("a valid JSON Schema")
 }
 
+/// Asserts that `answer` is what the contract documents for `method path` (for other test
+/// modules).
+pub fn conforms_to_contract(method: &str, path: &str, answer: &Answer) {
+    conforms(&spec(), method, path, answer);
+}
+
 /// Asserts that `answer` is what the contract documents for `method path`.
 fn conforms(spec: &Value, method: &str, path: &str, answer: &Answer) {
     let operation = &spec["paths"][path][method];
@@ -64,6 +70,9 @@ fn conforms(spec: &Value, method: &str, path: &str, answer: &Answer) {
 
 const IMPORT: &str = "/leads/import";
 const STATUS: &str = "/leads/import/{importId}/status";
+const ERRORS: &str = "/leads/import/{importId}/errors";
+const IMPORTS: &str = "/leads/imports";
+const CANCEL: &str = "/leads/import/{importId}/cancel";
 
 #[test]
 fn the_contract_is_openapi_3_1_with_both_operations_and_valid_examples() {
@@ -108,7 +117,14 @@ fn the_contract_is_openapi_3_1_with_both_operations_and_valid_examples() {
 #[test]
 fn the_gateways_own_refusals_are_documented_for_both_operations() {
     let spec = spec();
-    for (method, path) in [("post", IMPORT), ("get", STATUS)] {
+    for (method, path) in [
+        ("post", IMPORT),
+        ("get", STATUS),
+        ("get", ERRORS),
+        ("get", IMPORTS),
+        ("post", CANCEL),
+        ("post", "/leads/import/{importId}/retry"),
+    ] {
         for (status, message) in [(401, "Unauthorized"), (403, "Forbidden")] {
             let answer = Answer {
                 status: StatusCode::from_u16(status).unwrap(),
@@ -229,6 +245,29 @@ async fn real_responses_of_a_whole_job_match_the_contract() {
     assert_eq!(dry.status, StatusCode::OK, "{}", dry.body);
     assert_eq!(dry.body["failedByCode"], json!({"invalid_email": 1}));
     conforms(&spec, "post", IMPORT, &dry);
+
+    // The errors report's pages, the list, and their refusals.
+    for query in ["limit=2", "limit=2&cursor=13", "cursor=x", "limit=0"] {
+        let page = t
+            .get(&format!("/leads/import/contract-1/errors?{query}"))
+            .await;
+        conforms(&spec, "get", ERRORS, &page);
+    }
+    conforms(
+        &spec,
+        "get",
+        ERRORS,
+        &t.get("/leads/import/nope/errors").await,
+    );
+    for query in [
+        "createdBy=u1&limit=1",
+        "state=completed",
+        "state=x",
+        "cursor=1.a",
+    ] {
+        let page = t.get(&format!("/leads/imports?{query}")).await;
+        conforms(&spec, "get", IMPORTS, &page);
+    }
 }
 
 #[tokio::test]

@@ -131,7 +131,7 @@ async fn a_password_changed_under_a_warm_drain_is_fetched_again_and_the_drain_ke
 
 /// A fake Secrets Manager: answers every signed `GetSecretValue` with the secret `current`
 /// holds, and counts the calls. Returns its endpoint.
-async fn fake_secrets_manager(current: Arc<Mutex<String>>, calls: Arc<AtomicUsize>) -> String {
+pub async fn fake_secrets_manager(current: Arc<Mutex<String>>, calls: Arc<AtomicUsize>) -> String {
     let answer = move |headers: HeaderMap, body: String| {
         let (current, calls) = (current.clone(), calls.clone());
         async move {

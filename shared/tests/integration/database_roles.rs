@@ -73,7 +73,7 @@ async fn the_owner_migrates_and_the_runtime_role_imports_and_drains_but_changes_
     .unwrap();
     assert_eq!(owners, ["leads_owner"]);
 
-    // What leads_runtime may do: exactly the four verbs on the three tables.
+    // What leads_runtime may do: exactly the four verbs on the four tables.
     let grants: Vec<(String, String)> = sqlx::query_as(
         "SELECT table_name::text, string_agg(privilege_type, ',' ORDER BY privilege_type)
          FROM information_schema.role_table_grants WHERE grantee = 'leads_runtime'
@@ -88,7 +88,8 @@ async fn the_owner_migrates_and_the_runtime_role_imports_and_drains_but_changes_
         [
             ("import_chunks".to_owned(), four.clone()),
             ("import_jobs".to_owned(), four.clone()),
-            ("leads".to_owned(), four)
+            ("leads".to_owned(), four.clone()),
+            ("webhook_deliveries".to_owned(), four)
         ]
     );
 

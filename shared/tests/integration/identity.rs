@@ -221,3 +221,60 @@ async fn an_authorizer_that_names_nobody_is_401_never_an_unverified_caller() {
         200
     );
 }
+
+/// `event` (a JWT caller's status request) sent to `path?query` with `method` instead.
+fn retargeted(event: &str, method: &str, path: &str, query: &str) -> String {
+    let mut e = event_json(event);
+    e["rawPath"] = json!(path);
+    e["rawQueryString"] = json!(query);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["requestContext"]["http"]["method"] = json!(method);
+    e.to_string()
+}
+
+#[tokio::test]
+async fn the_report_and_the_list_follow_the_status_rules() {
+    let t = spawn_app().await;
+    let router = || shared::api::router(t.app.clone());
+    let accepted = replay_event(router(), &read_event("import-jwt.json")).await;
+    assert_eq!(accepted.status, 202);
+    let other_import = json!({"importId": "someone-elses", "createdBy": "u2", "leads": [{"fullName": "B", "email": "b@x.io"}]});
+    assert_eq!(t.post_import(&other_import.to_string()).await.status, 202);
+
+    let errors = "/leads/import/unique-import-id/errors";
+    let mine = replay_event(router(), &retargeted("status-jwt.json", "GET", errors, "")).await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    let theirs = replay_event(
+        router(),
+        &retargeted("status-other-user.json", "GET", errors, ""),
+    )
+    .await;
+    assert_eq!(theirs.status, 404, "{}", theirs.body);
+
+    // The list: only the caller's own, whatever createdBy it names.
+    let list = replay_event(
+        router(),
+        &retargeted("status-jwt.json", "GET", "/leads/imports", ""),
+    )
+    .await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let ids: Vec<&str> = list.body["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["importId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["unique-import-id"]);
+    let other_list = replay_event(
+        router(),
+        &retargeted("status-other-user.json", "GET", "/leads/imports", ""),
+    )
+    .await;
+    assert_eq!(other_list.body["imports"], json!([]));
+    let impersonating = replay_event(
+        router(),
+        &retargeted("status-jwt.json", "GET", "/leads/imports", "createdBy=u2"),
+    )
+    .await;
+    assert_eq!(impersonating.status, 403, "{}", impersonating.body);
+}

@@ -47,7 +47,7 @@ pub use aws_identity::AwsIdentity;
 pub use rds_secret::{RdsSecret, parse_rds_secret};
 pub use rds_token::{TOKEN_LIFETIME, generate_rds_auth_token};
 pub use secrets_manager::{
-    SECRET_RENEW_AFTER, SecretSource, read_rds_secret, secrets_manager_endpoint,
+    SECRET_RENEW_AFTER, SecretSource, read_rds_secret, read_secret_string, secrets_manager_endpoint,
 };
 pub use token_source::{IamTokenSource, TOKEN_RENEW_AFTER};
 // The SigV4 step, for the cache's IAM token (`aws::cache_auth`).

@@ -81,6 +81,16 @@ pub async fn read_rds_secret(
     endpoint: &str,
     secret_id: &str,
 ) -> Result<RdsSecret, DbAuthError> {
+    parse_rds_secret(&read_secret_string(identity, endpoint, secret_id).await?)
+}
+
+/// A secret's `SecretString`, read as [`read_rds_secret`] reads one (the webhook signing
+/// secret is one such string).
+pub async fn read_secret_string(
+    identity: &AwsIdentity,
+    endpoint: &str,
+    secret_id: &str,
+) -> Result<String, DbAuthError> {
     let credentials = identity.credentials().await?;
     let request = get_secret_value_request(
         &credentials,
@@ -89,7 +99,7 @@ pub async fn read_rds_secret(
         secret_id,
         SystemTime::now(),
     )?;
-    parse_rds_secret(&get_secret_string(request).await?)
+    get_secret_string(request).await
 }
 
 /// A secret's username and password are used for this long before the secret is read again

@@ -61,6 +61,57 @@ impl TestApp {
         .await
     }
 
+    /// `GET path` (path and query), answered in JSON.
+    pub async fn get(&self, path_and_query: &str) -> Answer {
+        self.call(Request::get(path_and_query).body(Body::empty()).unwrap())
+            .await
+    }
+
+    /// `POST path` (path and query) without a body.
+    pub async fn post(&self, path_and_query: &str) -> Answer {
+        self.call(Request::post(path_and_query).body(Body::empty()).unwrap())
+            .await
+    }
+
+    /// Every error of an import's report, page after page of `limit`.
+    pub async fn error_report(&self, import_id: &str, limit: usize) -> Vec<Value> {
+        let mut errors = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let query = cursor.map_or(String::new(), |c| format!("&cursor={c}"));
+            let page = self
+                .get(&format!(
+                    "/leads/import/{import_id}/errors?limit={limit}{query}"
+                ))
+                .await;
+            assert_eq!(page.status, 200, "{}", page.body);
+            let items = page.body["errors"].as_array().unwrap();
+            assert!(items.len() <= limit);
+            errors.extend(items.iter().cloned());
+            match page.body.get("nextCursor") {
+                Some(next) => cursor = Some(next.as_str().unwrap().to_owned()),
+                None => return errors,
+            }
+        }
+    }
+
+    /// The answer's status, `Content-Type` and body as bytes (a body that is not JSON).
+    pub async fn call_raw(&self, request: Request<Body>) -> (StatusCode, String, Vec<u8>) {
+        let response = shared::api::router(self.app.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, content_type, bytes.to_vec())
+    }
+
     pub async fn call(&self, request: Request<Body>) -> Answer {
         let response = shared::api::router(self.app.clone())
             .oneshot(request)
