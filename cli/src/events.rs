@@ -86,6 +86,20 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// The counts as a line says them: what a dry run would do, or what was done.
+    pub fn outcome(&self) -> String {
+        match self.would_import {
+            Some(would) => format!(
+                "would import {would}, would skip {}, would fail {}",
+                self.skipped, self.failed
+            ),
+            None => format!(
+                "created {} · updated {} · skipped {} · failed {}",
+                self.created, self.updated, self.skipped, self.failed
+            ),
+        }
+    }
+
     pub fn add(&mut self, other: &Counts) {
         self.total += other.total;
         self.processed += other.processed;

@@ -155,22 +155,12 @@ impl<'a> Tracker<'a> {
             status,
             counts: &part.counts,
         });
-        let c = &part.counts;
-        let counts = match c.would_import {
-            Some(would) => format!(
-                "would import {would}, would skip {}, would fail {}",
-                c.skipped, c.failed
-            ),
-            None => format!(
-                "created {} · updated {} · skipped {} · failed {}",
-                c.created, c.updated, c.skipped, c.failed
-            ),
-        };
         self.output.say(&format!(
-            "part {}/{} {} {status}: {counts}",
+            "part {}/{} {} {status}: {}",
             index + 1,
             self.parts,
-            part.id
+            part.id,
+            part.counts.outcome()
         ));
     }
 
@@ -225,14 +215,8 @@ impl<'a> Tracker<'a> {
             exit_code,
         });
         let outcome = match total.would_import {
-            Some(would) => format!(
-                "dry run, nothing stored: would import {would}, would skip {}, would fail {}",
-                total.skipped, total.failed
-            ),
-            None => format!(
-                "created {} · updated {} · skipped {} · failed {}",
-                total.created, total.updated, total.skipped, total.failed
-            ),
+            Some(_) => format!("dry run, nothing stored: {}", total.outcome()),
+            None => total.outcome(),
         };
         self.output.say(&format!(
             "{file}: {} leads in {} part(s): {outcome}",

@@ -623,3 +623,55 @@ pub async fn create_login_role(
     .await?;
     Ok(())
 }
+
+/// The Redis server and Postgres cluster every test of one test binary shares.
+pub struct SharedServers {
+    pub redis: String,
+    /// A URL of the cluster's `postgres` database, for creating per-test databases.
+    pub postgres_admin: String,
+}
+
+static SHARED_URLS: std::sync::OnceLock<SharedServers> = std::sync::OnceLock::new();
+static SHARED: std::sync::Mutex<Option<(RedisServer, PostgresServer)>> =
+    std::sync::Mutex::new(None);
+
+extern "C" fn stop_shared_servers() {
+    if let Ok(mut servers) = SHARED.lock() {
+        servers.take();
+    }
+}
+
+/// `TEST_REDIS_URL` and `TEST_DATABASE_URL` (a URL of the `postgres` database) when both are
+/// set (docs/testing.md); else private servers, started once per process and stopped at its
+/// exit. Started from a thread that lives as long as the process: the servers are tied to it
+/// (`PR_SET_PDEATHSIG`), and a test's own thread ends with the test.
+pub fn shared_servers() -> &'static SharedServers {
+    SHARED_URLS.get_or_init(|| {
+        if let (Ok(redis), Ok(postgres_admin)) = (
+            std::env::var("TEST_REDIS_URL"),
+            std::env::var("TEST_DATABASE_URL"),
+        ) {
+            return SharedServers {
+                redis,
+                postgres_admin,
+            };
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let redis = RedisServer::start().expect("start redis-server");
+            let postgres = PostgresServer::start().expect("start postgres");
+            let urls = SharedServers {
+                redis: redis.url(),
+                postgres_admin: postgres.url("postgres"),
+            };
+            *SHARED.lock().unwrap() = Some((redis, postgres));
+            // SAFETY: registers a plain `extern "C" fn` with no captured state.
+            unsafe { libc::atexit(stop_shared_servers) };
+            tx.send(urls).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().expect("test servers started")
+    })
+}

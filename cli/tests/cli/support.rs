@@ -2,65 +2,16 @@
 //! loopback port, on private Redis and Postgres servers (`local-servers`) that every test of
 //! this binary shares, each test with its own database and Redis key prefix.
 
-use local_servers::{PostgresServer, RedisServer, create_database};
+use local_servers::{create_database, shared_servers as servers};
 use shared::app::App;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Mutex, OnceLock};
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::oneshot;
-
-struct ServerUrls {
-    redis: String,
-    postgres_admin: String,
-}
-
-static URLS: OnceLock<ServerUrls> = OnceLock::new();
-static SERVERS: Mutex<Option<(RedisServer, PostgresServer)>> = Mutex::new(None);
-
-extern "C" fn stop_servers() {
-    if let Ok(mut servers) = SERVERS.lock() {
-        servers.take();
-    }
-}
-
-/// `TEST_REDIS_URL` and `TEST_DATABASE_URL` (a URL of the `postgres` database) when set, as
-/// for the other test binaries (docs/testing.md); else private servers.
-fn servers() -> &'static ServerUrls {
-    URLS.get_or_init(|| {
-        if let (Ok(redis), Ok(postgres_admin)) = (
-            std::env::var("TEST_REDIS_URL"),
-            std::env::var("TEST_DATABASE_URL"),
-        ) {
-            return ServerUrls {
-                redis,
-                postgres_admin,
-            };
-        }
-        // Started from a thread that lives as long as the process: the servers die with the
-        // thread that started them (PR_SET_PDEATHSIG), and a test's own thread ends with it.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let redis = RedisServer::start().expect("start redis-server");
-            let postgres = PostgresServer::start().expect("start postgres");
-            let urls = ServerUrls {
-                redis: redis.url(),
-                postgres_admin: postgres.url("postgres"),
-            };
-            *SERVERS.lock().unwrap() = Some((redis, postgres));
-            unsafe { libc::atexit(stop_servers) };
-            tx.send(urls).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().expect("test servers started")
-    })
-}
 
 /// One test's stack: the API on `url`, its database for counting what was stored.
 pub struct Stack {
