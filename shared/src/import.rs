@@ -231,7 +231,6 @@ pub struct DryRunReport {
     pub dry_run: bool,
     pub total: u64,
     /// What the import would do with leads already stored: `fail`, `skip` or `update`.
-    #[serde(serialize_with = "on_existing_name")]
     pub on_existing: OnExisting,
     /// Leads that would be stored, created or updated (if no other import stores their email
     /// first): `wouldCreate + wouldUpdate`.
@@ -248,10 +247,6 @@ pub struct DryRunReport {
     /// A CSV body's column mapping.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mapping: Option<ColumnMapping>,
-}
-
-fn on_existing_name<S: serde::Serializer>(mode: &OnExisting, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(mode.as_str())
 }
 
 /// Judges `request` as [`accept_import`] would, under the same limits, and checks its valid

@@ -1,7 +1,10 @@
 /// What an import does with a lead whose email the `leads` table already holds
 /// (`onExisting`). Chosen per import, carried by each of its stream entries, applied by the
 /// drain in the transaction that claims the entry (docs/design.md, "Leads that already exist").
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum OnExisting {
     /// The lead fails with `email_exists`: the seed's behaviour.
     #[default]
@@ -44,6 +47,15 @@ mod tests {
             assert_eq!(OnExisting::parse(&mode.as_str().to_uppercase()), Ok(mode));
         }
         assert_eq!(OnExisting::default(), OnExisting::Fail);
+    }
+
+    #[test]
+    fn documents_name_it_as_parse_reads_it() {
+        for mode in OnExisting::ALL {
+            let json = serde_json::to_string(&mode).unwrap();
+            assert_eq!(json, format!("\"{}\"", mode.as_str()));
+            assert_eq!(serde_json::from_str::<OnExisting>(&json).unwrap(), mode);
+        }
     }
 
     #[test]

@@ -174,7 +174,6 @@ pub struct JobStatus {
     pub import_id: String,
     pub status: JobState,
     /// What the import does with leads already stored: `fail`, `skip` or `update`.
-    #[serde(with = "on_existing_name")]
     pub on_existing: OnExisting,
     pub progress: Progress,
     /// Every failed lead, `progress.errors` holding the first [`STATUS_ERRORS`].
@@ -429,20 +428,6 @@ impl JobSnapshot {
         errors.sort_by_key(|e| e.index);
         errors.truncate(STATUS_ERRORS);
         facts.into_status(Some(errors))
-    }
-}
-
-/// [`OnExisting`] by its name in documents.
-mod on_existing_name {
-    use super::OnExisting;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(mode: &OnExisting, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(mode.as_str())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OnExisting, D::Error> {
-        OnExisting::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
