@@ -2,7 +2,7 @@
 //! decided, claimed in the same transaction that stores the chunk's leads (see the module
 //! comment of `postgres` for why this makes replays harmless).
 
-use super::leads::{Written, write_leads};
+use super::leads::{AcceptedAt, Written, write_leads};
 use super::{Store, StoreError};
 use crate::domain::ImportId;
 use crate::domain::OnExisting;
@@ -11,9 +11,13 @@ use crate::job::status::{ChunkOutcome, LeadError};
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder, Row};
 use std::collections::{HashMap, HashSet};
+use time::OffsetDateTime;
 
 /// Outcomes by `(import_id, seq)`.
 pub type Outcomes = HashMap<(ImportId, u32), ChunkOutcome>;
+
+/// What one transaction decided: the keys it claimed, and their outcomes.
+type Decided<'a> = (HashSet<(&'a str, i32)>, Vec<(&'a ImportId, ChunkOutcome)>);
 
 impl Store {
     /// Stores the leads of several entries in one transaction and returns every entry's outcome,
@@ -35,25 +39,54 @@ impl Store {
             .collect();
         keys.sort_unstable();
         keys.dedup();
+        // Without `COPY` a batch is always decided, so this loops at most twice.
+        let mut copy = self.copy_first.now();
+        let (claimed, decided) = loop {
+            match self.decide(&chunks, &keys, copy).await? {
+                Some(decided) => break decided,
+                None => {
+                    self.copy_first.conflicted();
+                    copy = false;
+                }
+            }
+        };
+        outcomes.extend(decided.into_iter().map(|(id, o)| ((id.clone(), o.seq), o)));
+        let replayed: Vec<(&str, i32)> =
+            keys.into_iter().filter(|k| !claimed.contains(k)).collect();
+        if !replayed.is_empty() {
+            outcomes.extend(self.recorded_outcomes(&replayed).await?);
+        }
+        Ok(outcomes)
+    }
+
+    /// One transaction: claims the `keys` not claimed yet, writes their leads (with `copy`, by
+    /// `COPY` first: see `leads`), records their outcomes. Returns the keys it claimed and
+    /// their outcomes; `None` when `COPY` met an email stored already (nothing is committed).
+    async fn decide<'a>(
+        &self,
+        chunks: &[&'a QueuedChunk],
+        keys: &[(&'a str, i32)],
+        copy: bool,
+    ) -> Result<Option<Decided<'a>>, StoreError> {
         let mut tx = self.transaction().await?;
         let rows = sqlx::query(
             "INSERT INTO import_chunks (import_id, seq, successful, failed)
              SELECT k.import_id, k.seq, 0, 0 FROM unnest($1::text[], $2::int[]) AS k(import_id, seq)
-             ON CONFLICT DO NOTHING RETURNING import_id, seq",
+             ON CONFLICT DO NOTHING
+             RETURNING import_id, seq,
+                       (SELECT created_at FROM import_jobs j WHERE j.import_id = import_chunks.import_id) AS accepted_at",
         )
         .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
         .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
         .fetch_all(&mut *tx)
         .await?;
-        // The claimed keys, as the borrowed keys they came from.
-        let all: HashSet<(&str, i32)> = keys.iter().copied().collect();
-        let claimed: HashSet<(&str, i32)> = rows
-            .iter()
-            .filter_map(|r| {
-                all.get(&(r.get::<&str, _>("import_id"), r.get::<i32, _>("seq")))
-                    .copied()
-            })
-            .collect();
+        // The claimed keys, as the borrowed keys they came from (`keys` is sorted).
+        let key_of = |r: &sqlx::postgres::PgRow| -> Option<(&'a str, i32)> {
+            let returned = (r.get::<&str, _>("import_id"), r.get::<i32, _>("seq"));
+            let at = keys.binary_search_by(|k| k.cmp(&returned)).ok()?;
+            Some(keys[at])
+        };
+        let claimed: HashSet<(&'a str, i32)> = rows.iter().filter_map(key_of).collect();
 
         let mine: Vec<&QueuedChunk> = {
             let mut seen = HashSet::new();
@@ -64,7 +97,14 @@ impl Store {
                 .filter(|c| seen.insert((c.import_id.as_str(), c.seq)))
                 .collect()
         };
-        let written = write_leads(&mut tx, &mine).await?;
+        let accepted: AcceptedAt<'a> = rows
+            .iter()
+            .filter_map(|r| Some((key_of(r)?.0, r.get::<OffsetDateTime, _>("accepted_at"))))
+            .collect();
+        let Some(written) = write_leads(&mut tx, &mine, &accepted, copy).await? else {
+            // The transaction is aborted: dropping it rolls it back.
+            return Ok(None);
+        };
         fail::fail_point!("drain::before_commit", |_| Err(StoreError::Unavailable(
             sqlx::Error::PoolClosed
         )));
@@ -100,14 +140,7 @@ impl Store {
             decided.iter().map(|(id, o)| (id.as_str(), o)).collect();
         record_outcomes(&mut tx, &recorded).await?;
         tx.commit().await?;
-
-        outcomes.extend(decided.into_iter().map(|(id, o)| ((id.clone(), o.seq), o)));
-        let replayed: Vec<(&str, i32)> =
-            keys.into_iter().filter(|k| !claimed.contains(k)).collect();
-        if !replayed.is_empty() {
-            outcomes.extend(self.recorded_outcomes(&replayed).await?);
-        }
-        Ok(outcomes)
+        Ok(Some((claimed, decided)))
     }
 
     /// Records entries given up on: every lead they carry fails with `reason`. An entry whose

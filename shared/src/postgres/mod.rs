@@ -9,6 +9,7 @@
 //! nothing; two drains racing on one entry serialize on the row's primary key.
 
 mod cancel;
+mod copy_text;
 mod import_chunks;
 mod import_jobs;
 mod leads;
@@ -83,6 +84,8 @@ pub struct Store {
     pool: PgPool,
     /// `None`: `DATABASE_URL` carries the password.
     sign_in: Option<Arc<SignIn>>,
+    /// Whether the drain's next batch tries `COPY` first (`leads`).
+    copy_first: Arc<leads::CopyFirst>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -105,7 +108,11 @@ impl Store {
             .test_before_acquire(true)
             .connect_lazy_with(options.clone());
         let sign_in = credentials.map(|source| Arc::new(SignIn::new(source, options)));
-        Store { pool, sign_in }
+        Store {
+            pool,
+            sign_in,
+            copy_first: Arc::default(),
+        }
     }
 
     /// Applies `migrations/`. sqlx takes an advisory lock, so two starting at once are safe.

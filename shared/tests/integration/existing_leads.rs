@@ -217,6 +217,37 @@ async fn one_batch_with_two_updates_of_one_email_applies_the_later_import() {
     assert_eq!(skipped + updated, 3, "each lead decided once");
 }
 
+/// New leads go in by `COPY` (text format): the bytes that frame its rows and columns, and
+/// its NULL marker written as text, are stored as sent, and each lead is written with its
+/// import's acceptance time, as the upsert statement writes it.
+#[tokio::test]
+async fn copied_leads_keep_every_byte_and_their_imports_acceptance_time() {
+    let t = spawn_app().await;
+    let odd_name = r"Ada \N Back\slash";
+    let notes = "tab\there\nline\r\\ and a real\tab: \t, newline:\n and \\N";
+    let mut ada = lead(odd_name, "ada@x.io", "NEW");
+    ada["attributes"] = json!({"Notes": "one\ttab\nand\r\\N", "Raw": notes});
+    ada["phone"] = json!(null);
+    t.post_with("odd", None, vec![ada, lead("Bo", "bo@x.io", "NEW")])
+        .await;
+    t.drain_all().await;
+    let stored = t.stored_lead("ada@x.io").await;
+    assert_eq!(stored.0, odd_name);
+    assert_eq!(
+        stored.2,
+        json!({"Notes": "one\ttab\nand\r\\N", "Raw": notes})
+    );
+    let (phone, same_time): (Option<String>, bool) = sqlx::query_as(
+        "SELECT l.phone, l.written_at = j.created_at FROM leads l JOIN import_jobs j USING (import_id) WHERE l.email = 'ada@x.io'",
+    )
+    .fetch_one(&t.db)
+    .await
+    .unwrap();
+    assert_eq!(phone, None, "no phone is NULL, not a text");
+    assert!(same_time, "written_at is the import's acceptance time");
+    assert_eq!(counts(&t.progress("odd").await), [2, 0, 0, 0]);
+}
+
 #[tokio::test]
 async fn unmapped_csv_columns_are_stored_as_attributes_and_the_202_lists_them() {
     let t = spawn_app().await;
