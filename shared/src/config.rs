@@ -154,12 +154,12 @@ pub const VARIABLES: &[Variable] = &[
     ),
     Variable::new(
         "DRAIN_READ_COUNT",
-        "40",
+        "80",
         "entries read, and stored in one transaction, per batch",
     ),
     Variable::new(
         "DRAIN_PARALLEL_BATCHES",
-        "2",
+        "4",
         "batches one drain invocation has in Postgres at once, each in its own transaction and \
          connection (the pool holds this + 2, at least 4); 1 makes the drain strictly sequential",
     ),
@@ -521,7 +521,7 @@ mod tests {
         assert_eq!(c.block_timeout, Duration::from_millis(5000));
         assert_eq!(c.batch_delay, Duration::ZERO);
         assert_eq!(c.max_leads_per_import, 10_000);
-        assert_eq!(c.drain_parallel_batches, 2);
+        assert_eq!(c.drain_parallel_batches, 4);
         assert_eq!(c.max_deliveries, 5);
         assert_eq!(c.claim_idle, Duration::from_secs(180));
         assert_eq!(c.port, 3000);
