@@ -142,11 +142,7 @@ pub async fn drain_child() -> anyhow::Result<()> {
     let (elapsed, ended) = (started.elapsed().as_secs_f64(), epoch_s());
     // VmHWM is this process's own peak RSS. (The parent's `ru_maxrss` from wait4 would not do:
     // Linux charges the pre-exec image, i.e. the bench's own memory, to a spawned child.)
-    let peak_kb = std::fs::read_to_string("/proc/self/status")?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap_or(0);
+    let peak_kb = crate::server_cpu::peak_rss_kb(std::process::id());
     println!(
         "{}",
         json!({"invocations": invocations, "entries": entries, "leadsStored": stored,

@@ -77,6 +77,11 @@ impl LeadsLocal {
         crate::server_cpu::process_cpu_s(self.child.id())
     }
 
+    /// The process's peak RSS so far, in MB (VmHWM).
+    pub fn peak_rss_mb(&self) -> f64 {
+        crate::server_cpu::peak_rss_kb(self.child.id()) as f64 / 1024.0
+    }
+
     pub fn stop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };

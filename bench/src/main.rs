@@ -216,6 +216,8 @@ async fn run(redis: &RedisServer, postgres: &PostgresServer) -> anyhow::Result<(
         server_cpu_s(pg_port, true) - cpu_before.1,
         server_cpu_s(redis_port, false) - cpu_before.2,
     );
+    // Its peak so far: start-up and the JSON import (the CSV phase comes next).
+    r.set("import_peak_rss_mb", local.peak_rss_mb());
     // The same leads as CSV, under the same conditions (the placeholder still registered).
     let csv = csv_import::csv_phase(&app, local.addr, &work, concurrency, || local.cpu_s()).await;
     app.queue.unregister_drain(placeholder).await?;

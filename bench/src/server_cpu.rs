@@ -96,6 +96,19 @@ pub fn process_cpu_s(pid: u32) -> f64 {
     (fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)) as f64 / tick
 }
 
+/// A process's peak resident set so far (VmHWM), in kB; 0 when unknown.
+pub fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Postgres's current WAL position.
 pub async fn wal_lsn(db: &sqlx::PgPool) -> anyhow::Result<String> {
     Ok(sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
