@@ -21,6 +21,7 @@
 
 use crate::domain::ImportId;
 use crate::drain::DrainError;
+use crate::job::leads_json;
 use crate::ports::Enqueued;
 use crate::postgres::{DueJob, Store};
 use crate::redis::status_cache::StatusCache;
@@ -114,9 +115,13 @@ impl Reconciler {
                         tracing::error!(import_id = %id, "job never queued and it has no payload to queue");
                         return Ok(());
                     };
+                    let chunks_json: Vec<String> = chunks
+                        .iter()
+                        .map(|c| leads_json::encode(&c.leads))
+                        .collect();
                     let entry_ids = match self
                         .queue
-                        .enqueue(&snapshot, chunks.iter().map(|c| c.leads.as_slice()))
+                        .enqueue(&snapshot, chunks_json.iter().map(String::as_str))
                         .await?
                     {
                         Enqueued::Queued(ids) | Enqueued::AlreadyQueued(Some(ids)) => ids,

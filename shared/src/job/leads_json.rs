@@ -56,6 +56,28 @@ pub fn encode<'a>(leads: impl IntoIterator<Item = &'a IndexedLead>) -> String {
     serde_json::to_string(&wire).expect("leads serialize")
 }
 
+/// Several chunks' JSON (each from [`encode`]) as one array, byte for byte what [`encode`] of
+/// all their leads writes: the durable payload is made from the entries' JSON.
+pub fn concat(chunks: &[String]) -> String {
+    let mut json = String::with_capacity(chunks.iter().map(String::len).sum::<usize>() + 2);
+    json.push('[');
+    for chunk in chunks {
+        let leads = chunk
+            .strip_prefix('[')
+            .and_then(|c| c.strip_suffix(']'))
+            .unwrap_or_default();
+        if leads.is_empty() {
+            continue;
+        }
+        if json.len() > 1 {
+            json.push(',');
+        }
+        json.push_str(leads);
+    }
+    json.push(']');
+    json
+}
+
 /// Reads leads back, each through [`Lead::from_fields`]; `Err` says which field of which
 /// lead breaks its rule, never its value.
 pub fn decode(text: &str) -> Result<Vec<IndexedLead>, String> {
@@ -90,4 +112,32 @@ pub fn decode(text: &str) -> Result<Vec<IndexedLead>, String> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_concatenated_are_the_json_of_all_their_leads() {
+        let lead = |i: u32| IndexedLead {
+            index: i,
+            line: i.is_multiple_of(2).then_some(i + 1),
+            lead: Lead::from_fields(
+                &format!("N \"{i}\""),
+                &format!("l{i}@x.io"),
+                None,
+                None,
+                None,
+                [("Note", "a,b]")],
+            )
+            .unwrap(),
+        };
+        let leads: Vec<IndexedLead> = (0..5).map(lead).collect();
+        let chunks: Vec<String> = leads.chunks(2).map(encode).collect();
+        assert_eq!(concat(&chunks), encode(&leads));
+        assert_eq!(decode(&concat(&chunks)).unwrap(), leads);
+        assert_eq!(concat(&[]), "[]");
+        assert_eq!(concat(&[encode(&[])]), "[]");
+    }
 }

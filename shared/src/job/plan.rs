@@ -5,11 +5,13 @@
 //! plan or nothing.
 
 use crate::domain::{CreatedBy, Email, ImportId, Lead, OnExisting};
+use crate::job::leads_json;
 use crate::job::original_rows::OriginalRow;
 use crate::job::request::ImportRequest;
 use crate::job::status::LeadError;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// A valid lead with its position in the request, as it travels through the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +62,9 @@ pub struct ImportPlan {
     pub parent_import_id: Option<ImportId>,
     /// Where to POST the notification that the import ended.
     pub callback_url: Option<String>,
+    /// Each chunk's leads as [`leads_json`], written on first use (`chunks` is final by
+    /// then): the stream entries and the durable payload carry the same JSON, written once.
+    chunks_json: OnceLock<Vec<String>>,
 }
 
 impl ImportPlan {
@@ -140,7 +145,18 @@ impl ImportPlan {
             batch_size,
             parent_import_id: None,
             callback_url: request.callback_url,
+            chunks_json: OnceLock::new(),
         }
+    }
+
+    /// Each chunk's leads as [`leads_json`], in `seq` order.
+    pub fn chunks_json(&self) -> &[String] {
+        self.chunks_json.get_or_init(|| {
+            self.chunks
+                .iter()
+                .map(|c| leads_json::encode(&c.leads))
+                .collect()
+        })
     }
 }
 

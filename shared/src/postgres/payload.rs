@@ -10,13 +10,31 @@ use crate::job::plan::{ImportPlan, QueuedChunk};
 
 const LEVEL: i32 = 1;
 
+thread_local! {
+    /// One compression context per thread, reused: making one per call allocated (and freed)
+    /// its tables for every request, which the import's profile showed as allocator time.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress(bytes: &[u8]) -> Vec<u8> {
+    COMPRESSOR.with_borrow_mut(|compressor| {
+        let compressor = match compressor {
+            Some(c) => c,
+            None => compressor
+                .insert(zstd::bulk::Compressor::new(LEVEL).expect("level 1 is a valid zstd level")),
+        };
+        compressor
+            .compress(bytes)
+            .expect("compressing into memory cannot fail")
+    })
+}
+
 /// `import_jobs.rejected_rows`: what the leads refused at import carried, as
 /// [`original_rows`] JSON, compressed alike; `None` when no lead was refused.
 pub(super) fn encode_rejected(plan: &ImportPlan) -> Option<Vec<u8>> {
-    (!plan.rejected_rows.is_empty()).then(|| {
-        let json = original_rows::encode(&plan.rejected_rows);
-        zstd::bulk::compress(json.as_bytes(), LEVEL).expect("compressing into memory cannot fail")
-    })
+    (!plan.rejected_rows.is_empty())
+        .then(|| compress(original_rows::encode(&plan.rejected_rows).as_bytes()))
 }
 
 pub(super) fn decode_rejected(bytes: &[u8]) -> Result<Vec<OriginalRow>, String> {
@@ -27,8 +45,7 @@ pub(super) fn decode_rejected(bytes: &[u8]) -> Result<Vec<OriginalRow>, String> 
 
 /// The column's bytes for a plan.
 pub(super) fn encode(plan: &ImportPlan) -> Vec<u8> {
-    let json = leads_json::encode(plan.chunks.iter().flat_map(|c| &c.leads));
-    zstd::bulk::compress(json.as_bytes(), LEVEL).expect("compressing into memory cannot fail")
+    compress(leads_json::concat(plan.chunks_json()).as_bytes())
 }
 
 /// The chunks `seqs` (all of them when `None`) back from the column's bytes. `Err` says what is

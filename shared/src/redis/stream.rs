@@ -10,7 +10,7 @@ use super::keys::Keys;
 use super::status_cache::StatusCache;
 use crate::domain::ImportId;
 use crate::job::leads_json;
-use crate::job::plan::{ImportPlan, IndexedLead, QueuedChunk};
+use crate::job::plan::{ImportPlan, QueuedChunk};
 use crate::job::status::JobSnapshot;
 use crate::ports::{Enqueued, JobQueue, Unavailable};
 use ::redis::streams::{StreamAutoClaimReply, StreamPendingCountReply, StreamReadReply};
@@ -74,16 +74,17 @@ impl Queue {
         &self.consumer
     }
 
-    /// Writes a job's status document and one entry per chunk (in `seq` order) in one atomic
-    /// script; nothing when the job was queued before.
+    /// Writes a job's status document and one entry per chunk (each chunk's leads as
+    /// `leads_json`, in `seq` order) in one atomic script; nothing when the job was queued
+    /// before.
     pub async fn enqueue<'a>(
         &self,
         snapshot: &JobSnapshot,
-        chunks: impl ExactSizeIterator<Item = &'a [IndexedLead]>,
+        chunks_json: impl ExactSizeIterator<Item = &'a str>,
     ) -> RedisResult<Enqueued> {
         let document = self.cache.document(snapshot);
         let mut args: Vec<String> =
-            Vec::with_capacity(4 + document.fields.len() * 2 + chunks.len());
+            Vec::with_capacity(4 + document.fields.len() * 2 + chunks_json.len());
         args.extend([
             document.ttl_secs.to_string(),
             (document.fields.len() * 2).to_string(),
@@ -94,7 +95,7 @@ impl Queue {
             snapshot.created_by.clone(),
             snapshot.on_existing.as_str().to_owned(),
         ]);
-        args.extend(chunks.map(leads_json::encode));
+        args.extend(chunks_json.map(str::to_owned));
         let job_key = document.key;
         let reply: Value = self
             .redis
@@ -322,7 +323,7 @@ impl JobQueue for Queue {
         plan: &ImportPlan,
         snapshot: &JobSnapshot,
     ) -> Result<Enqueued, Unavailable> {
-        let chunks = plan.chunks.iter().map(|c| c.leads.as_slice());
-        Ok(Queue::enqueue(self, snapshot, chunks).await?)
+        let chunks_json = plan.chunks_json().iter().map(String::as_str);
+        Ok(Queue::enqueue(self, snapshot, chunks_json).await?)
     }
 }
