@@ -33,9 +33,10 @@ impl Results {
 
 const SCALING_HEADING: &str = "## Scaling on paper";
 const BEFORE_AFTER_HEADING: &str = "## Before and after the durable payload";
+const PROFILES_HEADING: &str = "## Profiles, changes, and what did not help";
 
 /// The hand-written sections, in the order they are written back.
-const HAND_WRITTEN: [&str; 2] = [BEFORE_AFTER_HEADING, SCALING_HEADING];
+const HAND_WRITTEN: [&str; 3] = [PROFILES_HEADING, BEFORE_AFTER_HEADING, SCALING_HEADING];
 
 /// The section of the old BENCHMARKS.md under `heading`: from the heading (a line of its own)
 /// to the next heading of the same level, or to the end.
@@ -200,7 +201,7 @@ fn markdown(
     let _ = writeln!(s, "# Benchmarks\n");
     let _ = writeln!(
         s,
-        "<!-- `make bench` rewrites everything above the hand-written sections \"Before and after the durable payload\" and \"Scaling on paper\", which it keeps. -->\n"
+        "<!-- `make bench` rewrites everything above the hand-written sections \"Profiles, changes, and what did not help\", \"Before and after the durable payload\" and \"Scaling on paper\", which it keeps. -->\n"
     );
     let _ = writeln!(s, "* **Machine**: {machine}");
     let _ = writeln!(s, "* **Date**: {date}");
@@ -752,11 +753,11 @@ mod tests {
     }
 
     #[test]
-    fn both_hand_written_sections_are_kept_in_their_order_and_the_rest_is_not() {
-        let old = "# Benchmarks\n\n## Throughput\n\nold figures\n\n## Scaling on paper\n\nOn paper.\n\n## Before and after the durable payload\n\nIt costs this.\n";
+    fn the_hand_written_sections_are_kept_in_their_order_and_the_rest_is_not() {
+        let old = "# Benchmarks\n\n## Throughput\n\nold figures\n\n## Scaling on paper\n\nOn paper.\n\n## Before and after the durable payload\n\nIt costs this.\n\n## Profiles, changes, and what did not help\n\nCOPY.\n";
         assert_eq!(
             kept_sections(old),
-            "## Before and after the durable payload\n\nIt costs this.\n\n## Scaling on paper\n\nOn paper."
+            "## Profiles, changes, and what did not help\n\nCOPY.\n\n## Before and after the durable payload\n\nIt costs this.\n\n## Scaling on paper\n\nOn paper."
         );
     }
 
