@@ -54,7 +54,7 @@ pub async fn scaling_phase(
     let mut rounds = Vec::new();
     for &n in drains {
         // The same start every round: empty tables, an empty Redis.
-        sqlx::query("TRUNCATE leads, import_chunks, import_jobs")
+        sqlx::query("TRUNCATE leads, import_chunks, webhook_deliveries, import_jobs")
             .execute(&db)
             .await?;
         redis::cmd("FLUSHALL")
