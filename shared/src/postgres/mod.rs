@@ -13,6 +13,7 @@ mod copy_text;
 mod import_chunks;
 mod import_jobs;
 mod leads;
+mod no_delay;
 mod payload;
 mod reports;
 mod sign_in;
@@ -100,7 +101,15 @@ impl Store {
         settings: PoolSettings,
         credentials: Option<Arc<dyn CredentialSource>>,
     ) -> Self {
+        let port = options.get_port();
         let pool = PgPoolOptions::new()
+            // Before the connection is used: see `no_delay` (a Unix socket has no port).
+            .after_connect(move |_, _| {
+                Box::pin(async move {
+                    no_delay::set_on_sockets_to(port);
+                    Ok(())
+                })
+            })
             .max_connections(settings.max_connections)
             .max_lifetime(settings.max_lifetime)
             .acquire_timeout(Duration::from_secs(5))
