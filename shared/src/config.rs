@@ -154,7 +154,7 @@ pub const VARIABLES: &[Variable] = &[
     ),
     Variable::new(
         "DRAIN_READ_COUNT",
-        "80",
+        "40",
         "entries read, and stored in one transaction, per batch",
     ),
     Variable::new(
