@@ -4,12 +4,13 @@
 //! only if no import accepted later has written the lead already (`written_at`).
 //!
 //! Leads that only insert go in by `COPY` first: Postgres writes a `COPY`'s rows in batches
-//! (one heap and WAL operation per page rather than per row), which made the drain's
-//! statement a third cheaper (docs/performance.md). `COPY` has no `ON CONFLICT`, so a batch
-//! holding an email stored already fails with a unique violation; its transaction is then
-//! rolled back and tried again with `INSERT … ON CONFLICT`, which says lead by lead what
-//! happened. After such a conflict the next batches go straight to the statement for a
-//! while (`CopyFirst`), so a file of leads mostly stored already wastes few `COPY`s.
+//! (one heap and WAL operation per page rather than per row), which took about a quarter off
+//! the drain's database CPU (BENCHMARKS.md, "Profiles, changes, and what did not help").
+//! `COPY` has no `ON CONFLICT`, so a batch holding an email stored already fails with a
+//! unique violation; its transaction is then rolled back and tried again with `INSERT … ON
+//! CONFLICT`, which says lead by lead what happened. After such a conflict the next batches
+//! go straight to the statement for a while (`CopyFirst`), so a file of leads mostly stored
+//! already wastes few `COPY`s.
 
 use super::StoreError;
 use super::copy_text::CopyText;
