@@ -132,13 +132,24 @@ async fn copy_in(
     rows: &[LeadRow<'_>],
     accepted: &AcceptedAt<'_>,
 ) -> Result<bool, StoreError> {
+    // Each import's acceptance time as text, once per import rather than once per lead.
+    let mut accepted_text: HashMap<&str, String> = HashMap::new();
     let mut text = CopyText::with_capacity(rows.len() * 192);
     for (chunk, lead) in rows {
-        let attributes =
-            serde_json::to_string(lead.lead.attributes.as_map()).expect("text serializes");
-        let written_at = written_at(accepted, chunk)
-            .format(&time::format_description::well_known::Rfc3339)
-            .expect("a timestamptz formats as RFC 3339");
+        let attributes: std::borrow::Cow<str> = if lead.lead.attributes.is_empty() {
+            "{}".into()
+        } else {
+            serde_json::to_string(lead.lead.attributes.as_map())
+                .expect("text serializes")
+                .into()
+        };
+        let written_at = accepted_text
+            .entry(chunk.import_id.as_str())
+            .or_insert_with(|| {
+                written_at(accepted, chunk)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .expect("a timestamptz formats as RFC 3339")
+            });
         text.column(Some(lead.lead.full_name.as_str()))
             .column(Some(lead.lead.email.as_str()))
             .column(lead.lead.phone.as_ref().map(|p| p.as_str()))
@@ -147,7 +158,7 @@ async fn copy_in(
             .column(Some(&attributes))
             .column(Some(chunk.created_by.as_str()))
             .column(Some(chunk.import_id.as_str()))
-            .column(Some(&written_at))
+            .column(Some(written_at))
             .end_row();
     }
     let mut copy = tx
